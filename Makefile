@@ -1,0 +1,70 @@
+# Push-Back AI. The README's two commands: `make workshop` and `make test`.
+# Both create .venv once (idempotent: a second run reuses it), prepare the embedded model, then run.
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+PROFILE ?= cpu
+STAMP := $(VENV)/.installed
+MODEL_STAMP := cache/models/SmolLM2-135M-Instruct/friction_prepared.json
+# Portable llama.cpp build: AVX2 without -march=native (native AVX-512/AMX kernels crashed on some Xeons).
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
+export HF_HUB_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: workshop test venv prepare lint typecheck unit notebooks adapter bench format clean help
+
+help:
+	@echo "make workshop [PROFILE=cpu|colab|talk]  set up, then run the notebook chain (runs/<timestamp>/)"
+	@echo "make test                              set up, then lint, type-check, unit/engine tests, nbval"
+	@echo "make adapter                           retrain the shipped CPU adapter (models/friction-smollm2-135m)"
+	@echo "make bench                             print the benchmark figures"
+
+workshop: venv prepare
+	$(BIN)/friction workshop --profile $(PROFILE)
+
+test: venv prepare lint typecheck unit notebooks
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt requirements-extra.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	@echo "Building llama-cpp-python from source (about 5 minutes, once)..."
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip install --quiet --no-cache-dir \
+		"$$(grep '^llama-cpp-python' requirements.txt)"
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps --force-reinstall -r requirements-extra.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	@touch $(STAMP)
+
+prepare: $(MODEL_STAMP)
+
+$(MODEL_STAMP): $(STAMP)
+	$(BIN)/friction prepare
+
+lint: venv
+	$(BIN)/ruff check friction_lib tests scripts
+	$(BIN)/ruff format --check friction_lib tests scripts
+
+typecheck: venv
+	$(BIN)/mypy friction_lib
+
+unit: venv prepare
+	$(BIN)/python -m pytest -q --cov=friction_lib --cov-report=term-missing:skip-covered tests
+
+notebooks: venv prepare
+	FRICTION_SMOKE=1 $(BIN)/python -m pytest -q -p no:cacheprovider --nbval-lax notebooks
+
+adapter: venv prepare
+	$(BIN)/friction train --profile cpu --data data/friction_train.jsonl --out models/friction-smollm2-135m --overwrite
+
+bench: venv prepare
+	$(BIN)/friction bench generate
+
+format: venv
+	$(BIN)/ruff check --fix friction_lib tests scripts
+	$(BIN)/ruff format friction_lib tests scripts
+
+clean:
+	rm -rf $(VENV) cache runs .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -1,0 +1,10 @@
+"""friction_lib: the helper package behind the Push-Back AI workshop notebooks and the `friction` CLI.
+
+Small flat modules, one per step: models, chat, engines, schema, personas, generate, curate,
+train, evaluate, export, publish, display, workshop, cli.
+"""
+
+from friction_lib.errors import FrictionError
+
+__all__ = ["FrictionError"]
+__version__ = "0.1.0"

@@ -1,0 +1,62 @@
+"""The papermill chain, executed for real on small notebooks."""
+
+from __future__ import annotations
+
+import json
+
+import nbformat
+import pytest
+
+from friction_lib import workshop
+from friction_lib.errors import FrictionError
+
+
+def _notebook(path, *sources):
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    params = nbformat.v4.new_code_cell('PROFILE = "cpu"\nRUN_DIR = "."')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params] + [nbformat.v4.new_code_cell(s) for s in sources]
+    nbformat.write(nb, str(path))
+    return path
+
+
+@pytest.mark.slow
+def test_chain_runs_in_order_and_writes_summary(tmp_path):
+    src = tmp_path / "nb"
+    src.mkdir()
+    first = _notebook(src / "01_first.ipynb", "import pathlib\npathlib.Path(RUN_DIR, 'first.txt').write_text(PROFILE)")
+    second = _notebook(src / "02_second.ipynb", "import pathlib\nassert pathlib.Path(RUN_DIR, 'first.txt').read_text() == 'cpu'")
+    (src / "scratch.ipynb").write_text("not a numbered notebook, never run")
+    assert workshop.numbered_notebooks(src) == [first, second]
+    run_dir, runs = workshop.run_chain("cpu", workshop.numbered_notebooks(src), run_dir=tmp_path / "run")
+    assert [r.status for r in runs] == ["ok", "ok"]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert [n["notebook"] for n in summary["notebooks"]] == ["01_first.ipynb", "02_second.ipynb"]
+    assert all(n["seconds"] > 0 for n in summary["notebooks"])
+    executed = nbformat.read(str(run_dir / "01_first.ipynb"), as_version=4)
+    assert any("injected-parameters" in c.metadata.get("tags", []) for c in executed.cells)
+
+
+@pytest.mark.slow
+def test_chain_stops_at_failure_and_names_the_cell(tmp_path):
+    src = tmp_path / "nb"
+    src.mkdir()
+    _notebook(src / "01_ok.ipynb", "x = 1")
+    _notebook(src / "02_bad.ipynb", "y = 2", "raise ValueError('boom')")
+    _notebook(src / "03_never.ipynb", "z = 3")
+    run_dir, runs = workshop.run_chain("cpu", workshop.numbered_notebooks(src), run_dir=tmp_path / "run")
+    assert [r.status for r in runs] == ["ok", "failed"]
+    assert "code cell 3: raise ValueError('boom')" in runs[1].error and "boom" in runs[1].error
+    assert (run_dir / "02_bad.ipynb").exists()  # kept for inspection
+    assert not (run_dir / "03_never.ipynb").exists()
+
+
+def test_unknown_profile(tmp_path):
+    with pytest.raises(FrictionError, match="Valid profiles"):
+        workshop.run_chain("gpu", [], run_dir=tmp_path)
+
+
+def test_no_notebooks(tmp_path):
+    with pytest.raises(FrictionError, match="No numbered notebooks"):
+        workshop.run_chain("cpu", [], run_dir=tmp_path)
