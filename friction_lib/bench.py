@@ -107,7 +107,9 @@ def cli_bench_generate(argv: list[str]) -> int:
     parser.add_argument("--batch-size", type=int, default=16)
     args = parser.parse_args(argv)
     rows = bench_generate(args.prompts, args.max_new_tokens, args.batch_size)
-    print_rows(rows, f"{args.prompts} prompts × up to {args.max_new_tokens} new tokens, {os.cpu_count()} cores")
+    print_rows(
+        rows, f"{args.prompts} prompts × up to {args.max_new_tokens} new tokens, {os.cpu_count()} cores"
+    )
     ratio = rows[1].tokens_per_second / (rows[0].tokens_per_second or 1.0)
     verdict = "meets" if ratio >= 5 else "MISSES"
     print(f"Eval engine (batched transformers) is {ratio:.1f}× the per-prompt way: {verdict} the 5× target.")

@@ -16,9 +16,7 @@ THINK_CLOSE = "</think>"
 # The project's one system prompt. Training, eval, the demo and every Modelfile use it.
 # It is deliberately neutral: it asks for visible reasoning, not for push-back, so that
 # any push-back a fine-tuned model shows was learned from the data.
-SYSTEM_PROMPT = (
-    "You are a thoughtful assistant. Think briefly inside <think></think>, then give your answer."
-)
+SYSTEM_PROMPT = "You are a thoughtful assistant. Think briefly inside <think></think>, then give your answer."
 
 # The "prompt-only friction" baseline: the same base model, asked in words to push back.
 # The A/B/C demo and the eval compare it with fine-tuning.
@@ -62,7 +60,9 @@ def render_prompt(tokenizer: Any, messages: list[dict[str, str]], add_generation
             "This tokenizer has no chat template. Use an instruct model, or prepare the embedded one "
             "with `friction chat --engine transformers --model cpu`."
         )
-    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
+    return tokenizer.apply_chat_template(
+        messages, tokenize=False, add_generation_prompt=add_generation_prompt
+    )
 
 
 def prompt_prefills_think(rendered_prompt: str) -> bool:

@@ -13,10 +13,18 @@ import sys
 # command words -> (module, function, one-line help). Two-word commands come first in lookup.
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "serve": ("friction_lib.engines", "cli_serve", "start llama.cpp's OpenAI-compatible server on 127.0.0.1"),
-    "chat": ("friction_lib.engines", "cli_chat", "ask one prompt through an engine; prints reasoning and answer"),
+    "chat": (
+        "friction_lib.engines",
+        "cli_chat",
+        "ask one prompt through an engine; prints reasoning and answer",
+    ),
     "prepare": ("friction_lib.models", "cli_prepare", "write the embedded model once as an HF folder"),
     "demo": ("friction_lib.display", "cli_demo", "A/B/C comparison in the terminal: base, prompted, tuned"),
-    "generate": ("friction_lib.generate", "cli_generate", "generate friction records via any OpenAI endpoint"),
+    "generate": (
+        "friction_lib.generate",
+        "cli_generate",
+        "generate friction records via any OpenAI endpoint",
+    ),
     "data curate": ("friction_lib.curate", "cli_curate", "validate, deduplicate and filter a dataset"),
     "data push": ("friction_lib.publish", "cli_data_push", "stage (or push) the dataset to the HF Hub"),
     "train": ("friction_lib.train", "cli_train", "QLoRA fine-tuning (CPU or CUDA, one code path)"),
@@ -28,10 +36,22 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "agreement of the rule classifier with XSTest human labels",
     ),
     "export": ("friction_lib.export", "cli_export", "merge, GGUF, quantise, Modelfile, verify"),
-    "publish": ("friction_lib.publish", "cli_publish", "stage (or push) the model and its card to the HF Hub"),
+    "publish": (
+        "friction_lib.publish",
+        "cli_publish",
+        "stage (or push) the model and its card to the HF Hub",
+    ),
     "workshop": ("friction_lib.workshop", "cli_workshop", "run the notebook chain with papermill"),
-    "bench generate": ("friction_lib.bench", "cli_bench_generate", "tokens/s: per-prompt vs batched vs llama.cpp"),
-    "bench generate-data": ("friction_lib.bench", "cli_bench_generate_data", "records/min at concurrency 1 and 4"),
+    "bench generate": (
+        "friction_lib.bench",
+        "cli_bench_generate",
+        "tokens/s: per-prompt vs batched vs llama.cpp",
+    ),
+    "bench generate-data": (
+        "friction_lib.bench",
+        "cli_bench_generate_data",
+        "records/min at concurrency 1 and 4",
+    ),
 }
 
 

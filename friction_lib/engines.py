@@ -22,7 +22,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from friction_lib.chat import build_messages, prompt_prefills_think, render_prompt, split_reasoning, system_prompt
+from friction_lib.chat import (
+    build_messages,
+    prompt_prefills_think,
+    render_prompt,
+    split_reasoning,
+    system_prompt,
+)
 from friction_lib.errors import FrictionError
 
 ENGINES = ("transformers", "llamacpp", "openai")
@@ -205,14 +211,20 @@ class LlamaCppEngine:
 
         path = Path(gguf) if gguf else embedded_gguf_path()
         if not path.exists():
-            raise FrictionError(f"No GGUF file at {path}. Export one with `friction export`, or use the embedded model.")
+            raise FrictionError(
+                f"No GGUF file at {path}. Export one with `friction export`, or use the embedded model."
+            )
         try:
             from llama_cpp import Llama
         except ImportError as exc:
-            raise FrictionError("llama-cpp-python is not installed. Run `make venv` (it builds it once).") from exc
+            raise FrictionError(
+                "llama-cpp-python is not installed. Run `make venv` (it builds it once)."
+            ) from exc
         self.gguf = path
         self.model_name = path.stem
-        self.llm = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=n_threads or os.cpu_count(), verbose=False)
+        self.llm = Llama(
+            model_path=str(path), n_ctx=n_ctx, n_threads=n_threads or os.cpu_count(), verbose=False
+        )
 
     def _messages(self, prompt: str, system: str | None) -> list[dict[str, str]]:
         return build_messages(prompt, system_prompt(system))
@@ -314,7 +326,9 @@ class OpenAIEngine:
         except (openai.APIConnectionError, openai.APITimeoutError) as exc:
             raise self._down(exc) from exc
         except openai.APIStatusError as exc:
-            raise FrictionError(f"{self.base_url} answered {exc.status_code} to /models; pass --model NAME.") from exc
+            raise FrictionError(
+                f"{self.base_url} answered {exc.status_code} to /models; pass --model NAME."
+            ) from exc
         if not models:
             raise FrictionError(f"{self.base_url} serves no models; pass --model NAME.")
         return models[0].id
@@ -384,7 +398,7 @@ class OpenAIEngine:
         import openai
 
         try:
-            chunks = self.client.chat.completions.create(
+            chunks: Any = self.client.chat.completions.create(
                 model=self.model_name,
                 messages=build_messages(prompt, system_prompt(system)),  # type: ignore[arg-type]
                 max_tokens=max_new_tokens,
@@ -410,7 +424,9 @@ def make_engine(
         return TransformersEngine.load(model, adapter=adapter, batch_size=batch_size)
     if engine == "llamacpp":
         if adapter is not None:
-            raise FrictionError("The llamacpp engine runs a merged GGUF; export the adapter with `friction export`.")
+            raise FrictionError(
+                "The llamacpp engine runs a merged GGUF; export the adapter with `friction export`."
+            )
         return LlamaCppEngine(None if model == "cpu" else model)
     if engine == "openai":
         return OpenAIEngine(base_url or OLLAMA_URL, model=None if model == "cpu" else model)
@@ -500,8 +516,10 @@ def start_server(
     deadline = time.monotonic() + startup_timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise FrictionError(f"The llama.cpp server exited at start (code {process.returncode}); see {log}:\n"
-                                + log.read_text()[-1500:])
+            raise FrictionError(
+                f"The llama.cpp server exited at start (code {process.returncode}); see {log}:\n"
+                + log.read_text()[-1500:]
+            )
         try:
             with urllib.request.urlopen(f"{server.base_url}/models", timeout=2) as response:
                 if response.status == 200:
@@ -529,7 +547,9 @@ def cli_serve(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     server = start_server(args.gguf, port=args.port, n_ctx=args.n_ctx)
     print(f"Serving {server.alias} at {server.base_url}  (model name: {server.alias})", flush=True)
-    print(f"Try: friction chat \"Is the Great Wall visible from the Moon?\" --engine openai --base-url {server.base_url}")
+    print(
+        f'Try: friction chat "Is the Great Wall visible from the Moon?" --engine openai --base-url {server.base_url}'
+    )
     try:
         server.process.wait()
     except KeyboardInterrupt:
@@ -545,10 +565,16 @@ def cli_chat(argv: list[str]) -> int:
     from rich.console import Console
     from rich.panel import Panel
 
-    parser = argparse.ArgumentParser(prog="friction chat", description="Ask one prompt; prints reasoning and answer.")
+    parser = argparse.ArgumentParser(
+        prog="friction chat", description="Ask one prompt; prints reasoning and answer."
+    )
     parser.add_argument("prompt")
     parser.add_argument("--engine", default="transformers", help=f"one of: {', '.join(ENGINES)}")
-    parser.add_argument("--model", default="cpu", help="profile (cpu, colab, talk), HF folder, .gguf file, or served model name")
+    parser.add_argument(
+        "--model",
+        default="cpu",
+        help="profile (cpu, colab, talk), HF folder, .gguf file, or served model name",
+    )
     parser.add_argument("--adapter", help="PEFT adapter folder (transformers engine)")
     parser.add_argument("--base-url", help=f"OpenAI-compatible endpoint (default {OLLAMA_URL})")
     parser.add_argument("--system-prompt", default="default", help="default, friction, or literal text")
@@ -556,10 +582,13 @@ def cli_chat(argv: list[str]) -> int:
     parser.add_argument("--temperature", type=float, default=0.0)
     args = parser.parse_args(argv)
     if not args.prompt.strip():
-        raise FrictionError("The prompt is empty; ask something, e.g. friction chat \"Why is the sky green?\"")
+        raise FrictionError('The prompt is empty; ask something, e.g. friction chat "Why is the sky green?"')
     engine = make_engine(args.engine, model=args.model, adapter=args.adapter, base_url=args.base_url)
     result = engine.generate(
-        [args.prompt], system=args.system_prompt, max_new_tokens=args.max_new_tokens, temperature=args.temperature
+        [args.prompt],
+        system=args.system_prompt,
+        max_new_tokens=args.max_new_tokens,
+        temperature=args.temperature,
     )[0]
     console = Console()
     console.print(Panel(result.reasoning or "(no reasoning)", title="reasoning", border_style="dim"))

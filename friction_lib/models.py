@@ -189,9 +189,7 @@ def resolve_model_source(model: str) -> tuple[str, Profile | None]:
         return str(Path(model).expanduser()), None
     if "/" in model and not model.startswith((".", "/")):
         return model, None  # a hub id
-    raise FrictionError(
-        f"Unknown model {model!r}: not a profile ({', '.join(PROFILES)}) and no such folder."
-    )
+    raise FrictionError(f"Unknown model {model!r}: not a profile ({', '.join(PROFILES)}) and no such folder.")
 
 
 def load_tokenizer(source: str) -> Any:
@@ -282,7 +280,8 @@ def cli_prepare(argv: list[str]) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(
-        prog="friction prepare", description="Write the embedded SmolLM2-135M-Instruct once as a plain HF folder."
+        prog="friction prepare",
+        description="Write the embedded SmolLM2-135M-Instruct once as a plain HF folder.",
     )
     parser.add_argument("--force", action="store_true", help="rewrite it even if it exists")
     args = parser.parse_args(argv)

@@ -58,7 +58,9 @@ def _failed_cell(executed: Path) -> str:
         return "unknown cell"
     code_index = 0
     for cell in cells:
-        if cell.get("cell_type") != "code" or "injected-parameters" in cell.get("metadata", {}).get("tags", []):
+        if cell.get("cell_type") != "code" or "injected-parameters" in cell.get("metadata", {}).get(
+            "tags", []
+        ):
             continue  # count cells as the source notebook numbers them
         code_index += 1
         if any(out.get("output_type") == "error" for out in cell.get("outputs", [])):
@@ -122,7 +124,10 @@ def cli_workshop(argv: list[str]) -> int:
     if args.only:
         notebooks = [nb for nb in notebooks if any(nb.name.startswith(o) or nb.stem == o for o in args.only)]
     run_dir, runs = run_chain(
-        args.profile, notebooks, parameters={"SMOKE": True} if args.smoke else None, log_output=args.log_output
+        args.profile,
+        notebooks,
+        parameters={"SMOKE": True} if args.smoke else None,
+        log_output=args.log_output,
     )
     for run in runs:
         print(f"{run.status:>6}  {run.seconds:7.1f} s  {run.notebook}")

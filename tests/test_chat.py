@@ -36,7 +36,9 @@ class FakeR1Tokenizer:
 
         env = jinja2.Environment()
         return env.from_string(self.chat_template).render(
-            messages=messages, add_generation_prompt=add_generation_prompt, bos_token="<｜begin▁of▁sentence｜>"
+            messages=messages,
+            add_generation_prompt=add_generation_prompt,
+            bos_token="<｜begin▁of▁sentence｜>",
         )
 
 
@@ -87,10 +89,14 @@ def test_render_prompt_uses_model_template(tokenizer):
 
 def test_render_for_training_chatml_keeps_reasoning(tokenizer):
     target = format_target("The user assumes the Wall is visible.", "It is not visible from the Moon.")
-    parts = render_for_training(tokenizer, [*build_messages("Why is the Wall visible?"), {"role": "assistant", "content": target}])
+    parts = render_for_training(
+        tokenizer, [*build_messages("Why is the Wall visible?"), {"role": "assistant", "content": target}]
+    )
     assert parts["completion"].startswith("<think>\nThe user assumes")
     assert parts["completion"].endswith("<|im_end|>\n")
-    assert "Why is the Wall visible?" in parts["prompt"] and parts["prompt"].endswith("<|im_start|>assistant\n")
+    assert "Why is the Wall visible?" in parts["prompt"] and parts["prompt"].endswith(
+        "<|im_start|>assistant\n"
+    )
 
 
 def test_render_for_training_r1_template_keeps_think_and_no_double_prefill():

@@ -25,8 +25,13 @@ def _notebook(path, *sources):
 def test_chain_runs_in_order_and_writes_summary(tmp_path):
     src = tmp_path / "nb"
     src.mkdir()
-    first = _notebook(src / "01_first.ipynb", "import pathlib\npathlib.Path(RUN_DIR, 'first.txt').write_text(PROFILE)")
-    second = _notebook(src / "02_second.ipynb", "import pathlib\nassert pathlib.Path(RUN_DIR, 'first.txt').read_text() == 'cpu'")
+    first = _notebook(
+        src / "01_first.ipynb", "import pathlib\npathlib.Path(RUN_DIR, 'first.txt').write_text(PROFILE)"
+    )
+    second = _notebook(
+        src / "02_second.ipynb",
+        "import pathlib\nassert pathlib.Path(RUN_DIR, 'first.txt').read_text() == 'cpu'",
+    )
     (src / "scratch.ipynb").write_text("not a numbered notebook, never run")
     assert workshop.numbered_notebooks(src) == [first, second]
     run_dir, runs = workshop.run_chain("cpu", workshop.numbered_notebooks(src), run_dir=tmp_path / "run")
