@@ -1,0 +1,494 @@
+"""`friction generate`: friction records from any OpenAI-compatible endpoint, safely.
+
+    friction generate --n 20 --friction-type false_premise --base-url http://localhost:11434/v1 \\
+        --model qwen2.5:7b --out data/generated.jsonl
+
+- Each seed (a curated question, or a category x emotion pair the model turns into a question) runs
+  the persona relay and the synthesis step (`personas.run_relay`): 7 or 8 model calls per record.
+- Concurrency is bounded (`--concurrency`, default 4 seeds at a time, a thread pool). Every call has a
+  timeout; the `openai` client retries connection errors, 408, 409, 429 and 5xx with exponential
+  backoff and jitter (0.5 s doubling to 8 s, honouring Retry-After), `--retries` times.
+- Records are appended one whole fsynced line at a time (`schema.append_jsonl`), by one writer
+  thread, so a crash never leaves a torn record. Record ids are derived from the seed, so a rerun
+  with the same `--out` skips seeds already written: nothing is duplicated or lost.
+- Every record is validated (the schema, plus `curate.record_problems`: no error text, no leftover
+  placeholders, reasoning and answer present) before it is written. Anything else goes to the
+  failures file (`<out stem>.failures.jsonl`) with the reason and the offending text: an error
+  string never becomes content. An endpoint that is down stops the run with a clear message.
+
+`generate_records(...)` is the same thing as a function, for the notebook.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from friction_lib.errors import FrictionError
+from friction_lib.personas import (
+    SEED_SOURCES,
+    Complete,
+    GenerationFailure,
+    Seed,
+    check_friction_type,
+    load_personas,
+    load_synthesis,
+    run_relay,
+    take_seeds,
+)
+from friction_lib.schema import FRICTION_TYPES, FrictionRecord, append_jsonl, load_jsonl
+
+PIPELINE_VERSION = "generate-1.0"
+DEFAULT_TEMPERATURE = 0.7
+DEFAULT_TIMEOUT = 120.0
+DEFAULT_RETRIES = 4
+
+# A responder is the explicit opt-in that replaces the endpoint: (system, prompt, max_tokens) -> text.
+Responder = Callable[[str, str, int], str]
+
+
+def failures_path(out: str | Path) -> Path:
+    """`data/gen.jsonl` -> `data/gen.failures.jsonl` (other names get `.failures.jsonl` appended)."""
+    out = Path(out)
+    if out.suffix == ".jsonl":
+        return out.with_name(out.name[: -len(".jsonl")] + ".failures.jsonl")
+    return out.with_name(out.name + ".failures.jsonl")
+
+
+def append_json_line(obj: dict[str, Any], path: str | Path) -> None:
+    """Append one JSON object as one whole, fsynced line (for the failures file, which holds no records)."""
+    p = Path(path)
+    line = json.dumps(obj, ensure_ascii=False) + "\n"
+    p.parent.mkdir(parents=True, exist_ok=True)
+    with open(p, "a+b") as handle:
+        end = handle.seek(0, os.SEEK_END)
+        if end > 0:
+            handle.seek(end - 1)
+            if handle.read(1) != b"\n":
+                line = "\n" + line
+        handle.write(line.encode("utf-8"))
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def done_ids(out: str | Path) -> set[str]:
+    """Ids already in the output file (a torn last line from a crash is reported and ignored)."""
+    p = Path(out)
+    if not p.is_file() or not p.read_bytes().strip():
+        return set()
+    return {record.id for record in load_jsonl(p, strict=False).records}
+
+
+# --------------------------------------------------------------------------- the endpoint
+
+
+def _fatal(exc: FrictionError) -> bool:
+    """True when every later call would fail too (endpoint down, auth, unknown model, retries exhausted)."""
+    import openai
+
+    cause = exc.__cause__
+    if isinstance(cause, openai.APIStatusError):
+        return cause.status_code not in (400, 413, 422)  # a bad request is about this prompt only
+    return True
+
+
+def endpoint_completer(
+    base_url: str,
+    model: str | None = None,
+    temperature: float = DEFAULT_TEMPERATURE,
+    timeout: float = DEFAULT_TIMEOUT,
+    retries: int = DEFAULT_RETRIES,
+) -> tuple[Complete, str]:
+    """A `Complete` callable backed by `engines.OpenAIEngine` (its client, timeouts and error messages).
+
+    Returns (complete, model name). Without `model`, the endpoint is asked for its first model, which
+    also checks right away that the endpoint answers.
+    """
+    from friction_lib.engines import OpenAIEngine
+
+    engine = OpenAIEngine(base_url, model=model, timeout=timeout, max_retries=retries, concurrency=1)
+
+    def complete(system: str, prompt: str, max_tokens: int) -> str:
+        generation = engine.generate(
+            [prompt], system=system, max_new_tokens=max_tokens, temperature=temperature
+        )[0]
+        return generation.answer  # the visible text; a reasoning model's <think> block is not a thought
+
+    return complete, engine.model_name
+
+
+# --------------------------------------------------------------------------- one record
+
+
+@dataclass
+class Outcome:
+    seed: Seed
+    record: FrictionRecord | None = None
+    failure: dict[str, Any] | None = None
+    calls: int = 0
+
+
+def _schema_reasons(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+
+
+def make_record(
+    seed: Seed,
+    complete: Complete,
+    model_name: str,
+    temperature: float,
+    uncertainty_prob: float = 0.0,
+    personas_dir: str | Path | None = None,
+    personas: Sequence[Any] | None = None,
+    synthesis: Any | None = None,
+) -> Outcome:
+    """Run the relay for one seed and validate the result. Never raises for bad model text."""
+    from friction_lib.curate import record_problems
+
+    personas = list(personas) if personas is not None else load_personas(personas_dir)
+    synthesis = synthesis if synthesis is not None else load_synthesis(personas_dir)
+    base = {"id": seed.record_id, "friction_type": seed.friction_type, "seed": seed.to_dict()}
+    try:
+        relay = run_relay(
+            seed, complete, personas, synthesis, uncertainty_prob, random.Random(seed.record_id)
+        )
+    except GenerationFailure as stopped:
+        return Outcome(
+            seed,
+            failure={**base, "stage": stopped.stage, "reason": stopped.reason, "text": stopped.text[:800]},
+            calls=stopped.calls,
+        )
+    data = {
+        "id": seed.record_id,
+        "user_input": relay.question,
+        "friction_type": seed.friction_type,
+        "agents": relay.agents,
+        "final_answer": relay.final_answer,
+        "metadata": {
+            "source": "generated",
+            "generator_model": model_name,
+            "temperature": temperature,
+            "created_at": date.today().isoformat(),
+            "pipeline_version": PIPELINE_VERSION,
+        },
+    }
+    try:
+        record = FrictionRecord.model_validate(data)
+    except ValidationError as exc:
+        failure = {
+            **base,
+            "stage": "schema",
+            "reason": f"invalid record: {_schema_reasons(exc)}",
+            "record": data,
+        }
+        return Outcome(seed, failure=failure, calls=relay.prompts)
+    problems = record_problems(record, bounds=None)
+    if problems:
+        failure = {**base, "stage": "content", "reason": "; ".join(problems), "record": data}
+        return Outcome(seed, failure=failure, calls=relay.prompts)
+    return Outcome(seed, record=record, calls=relay.prompts)
+
+
+# --------------------------------------------------------------------------- many records
+
+
+@dataclass
+class GenerateStats:
+    out: str
+    failures_file: str
+    model: str
+    concurrency: int
+    written: Counter[str] = field(default_factory=Counter)  # per friction_type
+    skipped: Counter[str] = field(default_factory=Counter)
+    failed: Counter[str] = field(default_factory=Counter)
+    failure_reasons: Counter[str] = field(default_factory=Counter)
+    calls: int = 0
+    seconds: float = 0.0
+
+    @property
+    def total_written(self) -> int:
+        return sum(self.written.values())
+
+    @property
+    def total_failed(self) -> int:
+        return sum(self.failed.values())
+
+    @property
+    def total_skipped(self) -> int:
+        return sum(self.skipped.values())
+
+    @property
+    def records_per_minute(self) -> float:
+        return 60.0 * self.total_written / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def attempts_per_minute(self) -> float:
+        """Seeds finished (written or failed) per minute: the throughput, whatever the model's quality."""
+        done = self.total_written + self.total_failed
+        return 60.0 * done / self.seconds if self.seconds > 0 else 0.0
+
+
+def parse_friction_types(value: str | Sequence[str]) -> list[str]:
+    """`all`, one type, or a comma-separated list."""
+    names = value.split(",") if isinstance(value, str) else list(value)
+    names = [n.strip() for n in names if n.strip()]
+    if names == ["all"]:
+        return list(FRICTION_TYPES)
+    for name in names:
+        check_friction_type(name)
+    if not names:
+        raise FrictionError(f"No friction type given; use one of: {', '.join(FRICTION_TYPES)}, or all.")
+    return list(dict.fromkeys(names))
+
+
+def _capped(complete: Complete, cap: int) -> Complete:
+    def capped(system: str, prompt: str, max_tokens: int) -> str:
+        return complete(system, prompt, min(max_tokens, cap))
+
+    return capped
+
+
+def generate_records(
+    n: int,
+    friction_types: str | Sequence[str],
+    out: str | Path,
+    base_url: str | None = None,
+    model: str | None = None,
+    concurrency: int = 4,
+    temperature: float = DEFAULT_TEMPERATURE,
+    seed: int = 0,
+    timeout: float = DEFAULT_TIMEOUT,
+    retries: int = DEFAULT_RETRIES,
+    seed_source: str = "both",
+    uncertainty_prob: float = 0.0,
+    personas_dir: str | Path | None = None,
+    seeds_dir: str | Path | None = None,
+    max_tokens: int | None = None,
+    progress: bool = True,
+    responder: Responder | None = None,
+) -> GenerateStats:
+    """Generate up to `n` records per friction type into `out` (appending; resumes; returns stats).
+
+    `responder` is an explicit opt-in for tests and offline experiments only: a function
+    `(system, prompt, max_tokens) -> text` used instead of an endpoint. Records made with it are marked
+    `generator_model: "responder:<name>"`. Without it, `base_url` is required.
+    `max_tokens` caps every call below the templates' own `max_tokens` (quick demos with a slow model).
+    """
+    if n < 0:
+        raise FrictionError(f"--n must be 0 or more, got {n}.")
+    if concurrency < 1:
+        raise FrictionError(f"--concurrency must be at least 1, got {concurrency}.")
+    if not 0.0 <= uncertainty_prob <= 1.0:
+        raise FrictionError(f"--uncertainty-prob must be between 0 and 1, got {uncertainty_prob}.")
+    if seed_source not in SEED_SOURCES:
+        raise FrictionError(f"--seeds must be one of: {', '.join(SEED_SOURCES)}.")
+    if max_tokens is not None and max_tokens < 8:
+        raise FrictionError(f"--max-tokens must be at least 8, got {max_tokens}.")
+    types = parse_friction_types(friction_types)
+    personas = load_personas(personas_dir)
+    synthesis = load_synthesis(personas_dir)
+    seeds = [s for t in types for s in take_seeds(t, n, seeds_dir, seed_source, seed)]
+    out = Path(out)
+    fail_file = failures_path(out)
+    already = done_ids(out)
+    todo = [s for s in seeds if s.record_id not in already]
+
+    if responder is not None:
+        complete: Complete = responder
+        model_name = f"responder:{getattr(responder, '__name__', type(responder).__name__)}"
+    elif base_url:
+        complete, model_name = endpoint_completer(base_url, model, temperature, timeout, retries)
+    else:
+        raise FrictionError(
+            "No endpoint: pass --base-url, e.g. http://localhost:11434/v1 (Ollama) or the URL that "
+            "`friction serve` prints."
+        )
+    if max_tokens is not None:
+        complete = _capped(complete, max_tokens)
+
+    stats = GenerateStats(
+        out=str(out), failures_file=str(fail_file), model=model_name, concurrency=concurrency
+    )
+    for s in seeds:
+        if s.record_id in already:
+            stats.skipped[s.friction_type] += 1
+
+    stop = threading.Event()  # set on Ctrl-C or a fatal error: workers stop before their next call
+    complete = _stoppable(complete, stop)
+
+    def work(s: Seed) -> Outcome:
+        try:
+            return make_record(
+                s, complete, model_name, temperature, uncertainty_prob, personas=personas, synthesis=synthesis
+            )
+        except FrictionError as exc:
+            if _fatal(exc):
+                raise
+            failure = {"id": s.record_id, "friction_type": s.friction_type, "seed": s.to_dict()}
+            return Outcome(s, failure={**failure, "stage": "request", "reason": str(exc)})
+
+    from tqdm.auto import tqdm
+
+    t0 = time.perf_counter()
+    bar = tqdm(total=len(todo), desc=f"generate ({model_name})", unit="record", disable=not progress)
+    pending = iter(todo)
+    pool = ThreadPoolExecutor(max_workers=concurrency)
+    running: set[Future[Outcome]] = set()
+    try:
+        for s in pending:  # fill the pool; more are submitted as these finish (never a big queue)
+            running.add(pool.submit(work, s))
+            if len(running) >= concurrency:
+                break
+        while running:
+            finished, running = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                outcome = future.result()  # a FrictionError here (endpoint down) is handled below
+                _write(outcome, out, fail_file, stats)
+                bar.update(1)
+                bar.set_postfix(written=stats.total_written, failed=stats.total_failed)
+                nxt = next(pending, None)
+                if nxt is not None:
+                    running.add(pool.submit(work, nxt))
+    except FrictionError as exc:  # the endpoint is down, refuses us, or keeps failing after retries
+        stop.set()
+        kept = f" {stats.total_written} record(s) written before the stop are kept in {out}; rerun to resume."
+        raise FrictionError(f"{exc}{kept}") from exc
+    except BaseException:  # Ctrl-C: what was written stays; seeds in flight are dropped, not half-written
+        stop.set()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # waits for at most one call per worker
+        bar.close()
+    stats.seconds = time.perf_counter() - t0
+    return stats
+
+
+class _Stopped(Exception):
+    """Raised inside a worker when the run is stopping; never written anywhere."""
+
+
+def _stoppable(complete: Complete, stop: threading.Event) -> Complete:
+    def guarded(system: str, prompt: str, max_tokens: int) -> str:
+        if stop.is_set():
+            raise _Stopped
+        return complete(system, prompt, max_tokens)
+
+    return guarded
+
+
+def _write(outcome: Outcome, out: Path, fail_file: Path, stats: GenerateStats) -> None:
+    """Runs in the calling thread only: one writer, so lines never interleave."""
+    stats.calls += outcome.calls
+    ftype = outcome.seed.friction_type
+    if outcome.record is not None:
+        append_jsonl(outcome.record, out)
+        stats.written[ftype] += 1
+        return
+    failure = dict(outcome.failure or {})
+    failure["at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    failure["generator_model"] = stats.model
+    append_json_line(failure, fail_file)
+    stats.failed[ftype] += 1
+    stats.failure_reasons[f"{failure.get('stage')}: {str(failure.get('reason'))[:60]}"] += 1
+
+
+def print_stats(stats: GenerateStats) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"friction generate -> {stats.out}  ({stats.model}, concurrency {stats.concurrency})")
+    table.add_column("friction_type")
+    for name in ("written", "skipped (already done)", "failed"):
+        table.add_column(name, justify="right")
+    types = [t for t in FRICTION_TYPES if stats.written[t] or stats.skipped[t] or stats.failed[t]]
+    for t in types:
+        table.add_row(t, str(stats.written[t]), str(stats.skipped[t]), str(stats.failed[t]))
+    table.add_row(
+        "[bold]total",
+        f"[bold]{stats.total_written}",
+        f"[bold]{stats.total_skipped}",
+        f"[bold]{stats.total_failed}",
+    )
+    console = Console()
+    console.print(table)
+    console.print(
+        f"{stats.records_per_minute:.1f} records/min written, {stats.attempts_per_minute:.1f} seeds/min finished, "
+        f"{stats.calls} model calls in {stats.seconds:.1f} s."
+    )
+    if stats.total_failed:
+        console.print(
+            f"[yellow]Failures (with reasons and the offending text): {stats.failures_file}[/yellow]"
+        )
+        for reason, count in stats.failure_reasons.most_common(5):
+            console.print(f"  {count} x {reason}")
+
+
+def cli_generate(argv: list[str]) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="friction generate",
+        description="Generate friction records with the six-persona relay via any OpenAI-compatible endpoint "
+        "(Ollama, vLLM, OpenAI, or `friction serve`). Appends to --out and resumes where it stopped.",
+    )
+    parser.add_argument(
+        "--n", type=int, required=True, help="seeds per friction type (the first N of the seed list)"
+    )
+    parser.add_argument(
+        "--friction-type", required=True, help=f"{', '.join(FRICTION_TYPES)}, a comma list, or all"
+    )
+    parser.add_argument("--base-url", required=True, help="e.g. http://localhost:11434/v1 (Ollama)")
+    parser.add_argument("--model", help="served model name (default: the endpoint's first model)")
+    parser.add_argument("--out", required=True, help="JSONL file to append records to")
+    parser.add_argument("--concurrency", type=int, default=4, help="seeds in flight at once (default 4)")
+    parser.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE)
+    parser.add_argument(
+        "--seed", type=int, default=0, help="orders the seed list (same seed = same seeds, for resume)"
+    )
+    parser.add_argument(
+        "--seeds", default="both", choices=SEED_SOURCES, help="curated questions, sampled, or both"
+    )
+    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds per model call")
+    parser.add_argument(
+        "--retries", type=int, default=DEFAULT_RETRIES, help="retries per call (backoff + jitter)"
+    )
+    parser.add_argument(
+        "--uncertainty-prob", type=float, default=0.0, help="chance of an uncertainty opener (0)"
+    )
+    parser.add_argument(
+        "--max-tokens", type=int, help="cap on tokens per call, below the templates' max_tokens"
+    )
+    parser.add_argument("--personas", help="persona folder (default data/personas)")
+    parser.add_argument("--seeds-dir", help="seed folder (default data/seeds)")
+    args = parser.parse_args(argv)
+    stats = generate_records(
+        n=args.n,
+        friction_types=args.friction_type,
+        out=args.out,
+        base_url=args.base_url,
+        model=args.model,
+        concurrency=args.concurrency,
+        temperature=args.temperature,
+        seed=args.seed,
+        timeout=args.timeout,
+        retries=args.retries,
+        seed_source=args.seeds,
+        uncertainty_prob=args.uncertainty_prob,
+        personas_dir=args.personas,
+        seeds_dir=args.seeds_dir,
+        max_tokens=args.max_tokens,
+    )
+    print_stats(stats)
+    return 0
