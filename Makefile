@@ -12,7 +12,7 @@ LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: workshop test venv prepare lint typecheck unit notebooks adapter bench format clean help
+.PHONY: workshop test venv prepare lint typecheck unit notebooks adapter export bench bench-quants format clean help
 
 help:
 	@echo "make workshop [PROFILE=cpu|colab|talk]  set up, then run the notebook chain (runs/<timestamp>/)"
@@ -62,8 +62,14 @@ notebooks: venv prepare
 adapter: venv prepare
 	$(BIN)/friction train --profile cpu --no-quant --data data/friction_train.jsonl --out models/friction-smollm2-135m --overwrite
 
+export: venv prepare
+	$(BIN)/friction export --adapter models/friction-smollm2-135m --quant q8_0,q4_k_m --out export/smollm2 --overwrite
+
 bench: venv prepare
 	$(BIN)/friction bench generate
+
+bench-quants: export
+	$(BIN)/python scripts/bench_quants.py --export export/smollm2 --threads 1,2
 
 format: venv
 	$(BIN)/ruff check --fix friction_lib tests scripts

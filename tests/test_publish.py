@@ -1,0 +1,306 @@
+"""Hub releases, offline: staged folders, cards parsed by huggingface_hub, the dataset loaded back by
+`datasets`, and the refusals (bad repo id, --push without a token) before anything is written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from friction_lib import publish
+from friction_lib.errors import FrictionError
+from friction_lib.schema import FRICTION_TYPES, PERSONAS, write_jsonl
+
+# The shape `friction train` writes (train.py), trimmed.
+TRAINING_CARD = {
+    "profile": "cpu",
+    "base_model": "HuggingFaceTB/SmolLM2-135M-Instruct",
+    "path": {"device": "cpu", "quant": "nf4", "described": "cpu fp32 LoRA on NF4"},
+    "config": {"profile": "cpu", "lora_r": 16, "lora_alpha": 32, "epochs": 2.0, "learning_rate": 0.0004},
+    "dataset": {
+        "path": "data/friction_train.jsonl",
+        "sha256": "ab" * 32,
+        "records": 400,
+        "train_records": 360,
+    },
+    "losses": {
+        "train": [{"step": 10, "loss": 2.1}, {"step": 20, "loss": 1.4}],
+        "eval": [{"step": 20, "loss": 1.6}],
+    },
+    "final_eval_loss": 1.6,
+    "versions": {"transformers": "5.23.0", "peft": "0.21.2"},
+    "before_after": [{"prompt": "Is the Moon made of cheese?", "before": "Yes.", "after": "No, it is rock."}],
+}
+RESULTS = {
+    "overall": {"n": 60, "tpr": 0.64, "fpr": 0.11, "j": 0.53, "f1": 0.7, "degenerate_rate": 0.0},
+    "categories": {
+        "false_premise": {"n": 10, "tpr": 0.8, "fpr": 0.1, "j": 0.7, "f1": 0.8, "degenerate_rate": 0.0}
+    },
+}
+
+
+def _adapter(folder: Path, card: dict | None = TRAINING_CARD) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "adapter_config.json").write_text(
+        json.dumps({"base_model_name_or_path": "/home/someone/cache/SmolLM2", "r": 8, "peft_type": "LORA"})
+    )
+    (folder / "adapter_model.safetensors").write_bytes(b"\0" * 64)
+    if card is not None:
+        (folder / "training_card.json").write_text(json.dumps(card))
+    return folder
+
+
+def _export(folder: Path, adapter: Path, profile: str = "cpu") -> Path:
+    """A small stand-in for a `friction export` folder (layout only; test_export makes real ones)."""
+    (folder / "merged").mkdir(parents=True)
+    (folder / "merged" / "config.json").write_text("{}")
+    (folder / "merged" / "model.safetensors").write_bytes(b"\0" * 64)
+    for name in ("m-f16.gguf", "m-q8_0.gguf"):
+        (folder / name).write_bytes(b"GGUF" + b"\0" * 60)
+        (folder / name.replace(".gguf", ".Modelfile")).write_text(f"FROM ./{name}\n")
+    (folder / "Modelfile").write_text("FROM ./m-q8_0.gguf\n")
+    (folder / "verification.json").write_text(
+        json.dumps(
+            {"passed": True, "checks": [{"gguf": "m-q8_0.gguf", "check": "stops_on_its_own", "passed": True}]}
+        )
+    )
+    manifest = {
+        "adapter": str(adapter),
+        "profile": profile,
+        "merged": "merged",
+        "ggufs": {"f16": "m-f16.gguf", "q8_0": "m-q8_0.gguf"},
+        "modelfiles": {"m-f16.gguf": "m-f16.Modelfile", "m-q8_0.gguf": "m-q8_0.Modelfile"},
+        "ollama_name": "friction-smollm2-135m",
+    }
+    (folder / "export.json").write_text(json.dumps(manifest))
+    return folder
+
+
+# --------------------------------------------------------------------------- refusals
+
+
+@pytest.mark.parametrize(
+    "repo_id", ["noslash", "a/b/c", "alice/bad--name", "alice/.hidden", "alice/with space", ""]
+)
+def test_invalid_repo_ids_are_refused(repo_id):
+    with pytest.raises(FrictionError, match="Invalid repo id"):
+        publish.check_repo_id(repo_id)
+
+
+def test_push_without_a_token_fails_before_anything_is_written(tmp_path, monkeypatch):
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    adapter = _adapter(tmp_path / "adapter")
+    stage = tmp_path / "stage"
+    with pytest.raises(FrictionError, match="HF_TOKEN"):
+        publish.publish_model("alice/push-back", ["adapter"], adapter=adapter, push=True, stage_dir=stage)
+    with pytest.raises(FrictionError, match="HF_TOKEN"):
+        publish.push_dataset("alice/push-back-data", tmp_path / "any.jsonl", push=True, stage_dir=stage)
+    assert not stage.exists() and not list(tmp_path.glob(".stage*"))
+
+
+def test_cli_reports_bad_input_without_a_traceback(tmp_path, capsys, monkeypatch):
+    from friction_lib.cli import main
+
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    assert main(["publish", "--repo", "not a repo"]) == 2
+    assert "Invalid repo id" in capsys.readouterr().err
+    assert main(["data", "push", "--repo", "alice/data", "--push"]) == 2
+    assert "HF_TOKEN" in capsys.readouterr().err
+
+
+def test_what_needs_its_inputs(tmp_path):
+    adapter = _adapter(tmp_path / "adapter")
+    with pytest.raises(FrictionError, match="--export"):
+        publish.stage_model("alice/x", ["gguf"], adapter=adapter, stage_dir=tmp_path / "s")
+    with pytest.raises(FrictionError, match="Unknown --what"):
+        publish.stage_model("alice/x", ["weights"], adapter=adapter, stage_dir=tmp_path / "s")
+
+
+# --------------------------------------------------------------------------- model card
+
+
+def test_staged_model_card_parses_with_huggingface_hub(tmp_path):
+    from huggingface_hub import ModelCard
+
+    adapter = _adapter(tmp_path / "adapter")
+    eval_dir = tmp_path / "eval"
+    eval_dir.mkdir()
+    (eval_dir / "results.json").write_text(json.dumps(RESULTS))
+    folder = publish.stage_model(
+        "alice/push-back-smollm2",
+        ["adapter"],
+        adapter=adapter,
+        eval_path=eval_dir,
+        stage_dir=tmp_path / "stage",
+        dataset_repo="alice/push-back-data",
+    )
+    card = ModelCard.load(folder / "README.md")
+    data = card.data.to_dict()
+    assert data["base_model"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert data["license"] == "apache-2.0"
+    assert data["library_name"] == "peft"
+    assert data["pipeline_tag"] == "text-generation"
+    assert data["datasets"] == ["alice/push-back-data"]
+    assert {"ai-friction", "reasoning"} <= set(data["tags"])
+    for text in ("## Intended use", "Over-refusal", "Tone", "| **overall** | 60 | 0.640 | 0.110", "false_premise",
+                 "PeftModel.from_pretrained", "ab" * 32, "cpu fp32 LoRA on NF4", "Final eval loss: 1.6000",
+                 "train loss: 2 points, last 1.4000", "No, it is rock.", "| lora_r | 16 |"):  # fmt: skip
+        assert text in card.text, text
+    staged_config = json.loads((folder / "adapter_config.json").read_text())
+    assert staged_config["base_model_name_or_path"] == "HuggingFaceTB/SmolLM2-135M-Instruct"  # no local path
+    assert (folder / "adapter_model.safetensors").exists() and (folder / "eval" / "results.json").exists()
+
+
+def test_card_licence_comes_from_the_profile_and_gguf_layout(tmp_path):
+    from huggingface_hub import ModelCard
+
+    adapter = _adapter(tmp_path / "adapter", card={"profile": "colab"})
+    export_dir = _export(tmp_path / "export", adapter, profile="colab")
+    folder = publish.stage_model(
+        "alice/push-back-r1", ["merged", "gguf"], export=export_dir, stage_dir=tmp_path / "stage"
+    )
+    data = ModelCard.load(folder / "README.md").data.to_dict()
+    assert data["license"] == "mit" and data["base_model"] == "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B"
+    assert data["library_name"] == "transformers"  # merged at the root when the adapter is not included
+    assert "gguf" in data["tags"]
+    assert (folder / "config.json").exists() and (folder / "model.safetensors").exists()
+    for name in ("m-q8_0.gguf", "m-f16.gguf", "Modelfile", "m-q8_0.Modelfile", "verification.json"):
+        assert (folder / "gguf" / name).exists(), name
+    assert json.loads((folder / "gguf" / "export.json").read_text())["adapter"] == "adapter"  # no local path
+    text = (folder / "README.md").read_text()
+    assert "ollama create friction-smollm2-135m -f Modelfile" in text and "Export verification" in text
+
+
+def test_restaging_replaces_the_folder(tmp_path):
+    adapter = _adapter(tmp_path / "adapter")
+    stage = tmp_path / "stage"
+    publish.stage_model("alice/a", ["adapter"], adapter=adapter, stage_dir=stage)
+    (stage / "stale.txt").write_text("old")
+    publish.stage_model("alice/a", ["adapter"], adapter=adapter, stage_dir=stage)
+    assert not (stage / "stale.txt").exists()
+    assert not [p for p in tmp_path.iterdir() if ".partial-" in p.name or ".old-" in p.name]
+
+
+# --------------------------------------------------------------------------- dataset
+
+
+def _record(i: int, friction_type: str) -> dict:
+    agents = [
+        {
+            "agent_type": name,
+            "thought_stream": f"Thought {i} of {name} about the question.",
+            "friction_moments": [],
+        }
+        for name in PERSONAS[:2]
+    ]
+    return {
+        "id": f"ft-{i:04d}",
+        "user_input": f"Question number {i} about {friction_type}?",
+        "friction_type": friction_type,
+        "agents": agents,
+        "final_answer": f"A short answer to question {i}. It has two sentences.",
+        "metadata": {
+            "source": "hand-written",
+            "generator_model": None,
+            "temperature": None,
+            "created_at": "2026-11-23",
+            "pipeline_version": "1.0",
+        },
+    }
+
+
+@pytest.fixture
+def data_file(tmp_path):
+    records = [_record(i, FRICTION_TYPES[i % len(FRICTION_TYPES)]) for i in range(60)]
+    path = tmp_path / "friction.jsonl"
+    write_jsonl(records, path)
+    return path
+
+
+def test_dataset_dry_run_folder_loads_back_with_datasets(data_file, tmp_path):
+    from datasets import load_dataset
+    from huggingface_hub import DatasetCard
+
+    folder = publish.stage_dataset("alice/push-back-data", data_file, stage_dir=tmp_path / "stage")
+    files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+    assert files == [
+        "README.md",
+        "data/train-00000-of-00001.parquet",
+        "data/validation-00000-of-00001.parquet",
+    ]
+    loaded = load_dataset(str(folder))  # what the Hub will show: the README's configs map the splits
+    assert set(loaded) == {"train", "validation"}
+    assert len(loaded["train"]) + len(loaded["validation"]) == 60
+    assert set(loaded["validation"]["friction_type"]) == set(FRICTION_TYPES)  # stratified
+    assert not set(loaded["train"]["id"]) & set(loaded["validation"]["id"])
+    row = loaded["train"][0]
+    assert row["messages"][-1]["role"] == "assistant" and row["messages"][-1]["content"].startswith("<think>")
+    card = DatasetCard.load(folder / "README.md")
+    data = card.data.to_dict()
+    assert data["license"] == "apache-2.0" and data["language"] == ["en"]
+    assert "ai-friction" in data["tags"] and data["task_categories"] == ["text-generation"]
+    assert data["size_categories"] == ["n<1K"]
+    for text in ("## Schema", "## Personas", "## Curation", "## Limitations", "problem_framer"):
+        assert text in card.text, text
+
+
+def test_dataset_split_is_fixed_by_the_seed(data_file, tmp_path):
+    from friction_lib.schema import load_jsonl
+
+    records = load_jsonl(data_file).records
+    first = publish.split_records(records, 0.2, seed=7)
+    again = publish.split_records(list(reversed(records)), 0.2, seed=7)
+    other = publish.split_records(records, 0.2, seed=8)
+    assert [r.id for r in first[1]] == [r.id for r in again[1]]
+    assert [r.id for r in first[1]] != [r.id for r in other[1]]
+
+
+def test_cli_data_push_dry_run(data_file, tmp_path, capsys):
+    from friction_lib.cli import main
+
+    assert (
+        main(["data", "push", "--repo", "alice/d", "--data", str(data_file), "--stage", str(tmp_path / "s")])
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "Dry run: nothing uploaded" in out and "data/train-00000-of-00001.parquet" in out
+
+
+def _eval_run(folder: Path, name: str, adapter: str | None, tpr: float) -> None:
+    folder.mkdir(parents=True)
+    overall = {
+        "n": 10,
+        "tpr_strict": tpr,
+        "tpr_lenient": tpr,
+        "fpr": 0.1,
+        "j": tpr - 0.1,
+        "f1": 0.5,
+        "degenerate_rate": 0.0,
+    }
+    results = {"name": name, "adapter": adapter, "prompts_file": "../data/eval/quick.jsonl", "created_at": "2026-11-23",
+               "overall": overall, "by_category": {"harmful": {**overall, "n": 2}}}  # fmt: skip
+    (folder / "results.json").write_text(json.dumps(results))
+
+
+def test_eval_folder_from_04_shows_the_fine_tuned_run_next_to_the_baselines(tmp_path):
+    adapter = _adapter(tmp_path / "adapter")
+    eval_dir = tmp_path / "eval"
+    _eval_run(eval_dir / "base", "base", None, 0.2)
+    _eval_run(eval_dir / "prompt-only", "prompt-only", None, 0.3)
+    with pytest.raises(
+        FrictionError, match="No fine-tuned results.json"
+    ):  # the base's scores are not the fine-tune's
+        publish.stage_model(
+            "alice/a", ["adapter"], adapter=adapter, eval_path=eval_dir, stage_dir=tmp_path / "s"
+        )
+    _eval_run(eval_dir / "fine-tuned", "fine-tuned", str(adapter), 0.7)
+    folder = publish.stage_model(
+        "alice/a", ["adapter"], adapter=adapter, eval_path=eval_dir, stage_dir=tmp_path / "s"
+    )
+    text = (folder / "README.md").read_text()
+    assert "| run | n | tpr_strict | tpr_lenient | fpr | j | f1 | degenerate_rate |" in text
+    for row in ("| base | 10 | 0.200", "| prompt-only | 10 | 0.300", "| fine-tuned | 10 | 0.700"):
+        assert row in text, row
+    assert "By category (fine-tuned)" in text and "| harmful | 2 | 0.700" in text
+    assert json.loads((folder / "eval" / "results.json").read_text())["name"] == "fine-tuned"
