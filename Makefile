@@ -11,8 +11,10 @@ MODEL_STAMP := cache/models/SmolLM2-135M-Instruct/friction_prepared.json
 LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
+# OpenMP threads sleep instead of spinning while they wait: on a busy 2-core machine torch ran 10x faster.
+export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: workshop test venv prepare lint typecheck unit notebooks adapter export bench bench-quants format clean help
+.PHONY: workshop test venv prepare lint typecheck unit notebooks adapter export bench bench-quants demo screenshot bench-demo format clean help
 
 help:
 	@echo "make workshop [PROFILE=cpu|colab|talk]  set up, then run the notebook chain (runs/<timestamp>/)"
@@ -67,6 +69,15 @@ export: venv prepare
 
 bench: venv prepare
 	$(BIN)/friction bench generate
+
+demo: venv prepare
+	$(BIN)/friction demo
+
+screenshot: venv prepare
+	$(BIN)/python scripts/screenshot.py
+
+bench-demo: venv prepare
+	$(BIN)/python scripts/bench_demo.py
 
 bench-quants: export
 	$(BIN)/python scripts/bench_quants.py --export export/smollm2 --threads 1,2

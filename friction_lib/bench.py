@@ -62,7 +62,7 @@ def _timed(way: str, engine, prompts: list[str], max_new_tokens: int) -> BenchRo
     return BenchRow(way, sum(r.completion_tokens for r in results), time.perf_counter() - t0)
 
 
-def bench_generate(n_prompts: int = 32, max_new_tokens: int = 64, batch_size: int = 16) -> list[BenchRow]:
+def bench_generate(n_prompts: int = 32, max_new_tokens: int = 64, batch_size: int = 32) -> list[BenchRow]:
     """The same prompts three ways: per-prompt transformers, batched transformers, llama.cpp."""
     from friction_lib.engines import LlamaCppEngine, TransformersEngine
     from friction_lib.models import load_model
@@ -104,7 +104,12 @@ def cli_bench_generate(argv: list[str]) -> int:
     )
     parser.add_argument("--prompts", type=int, default=32)
     parser.add_argument("--max-new-tokens", type=int, default=64)
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=32,
+        help="batched way (eval batches every prompt at once; default 32)",
+    )
     args = parser.parse_args(argv)
     rows = bench_generate(args.prompts, args.max_new_tokens, args.batch_size)
     print_rows(
