@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from friction_lib.errors import FrictionError
-from friction_lib.models import PROFILES, get_profile, repo_root
+from friction_lib.models import PROFILES, check_profile_hardware, get_profile, repo_root
 
 NOTEBOOK_PATTERN = re.compile(r"^\d\d_.+\.ipynb$")
 
@@ -79,7 +79,7 @@ def run_chain(
     """Execute notebooks in order; stop at the first failure. Returns (run folder, runs)."""
     import papermill as pm
 
-    get_profile(profile)
+    check_profile_hardware(get_profile(profile))
     notebooks = notebooks if notebooks is not None else numbered_notebooks()
     if not notebooks:
         raise FrictionError(f"No numbered notebooks (NN_name.ipynb) in {notebooks_dir()}.")

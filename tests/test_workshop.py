@@ -65,3 +65,12 @@ def test_unknown_profile(tmp_path):
 def test_no_notebooks(tmp_path):
     with pytest.raises(FrictionError, match="No numbered notebooks"):
         workshop.run_chain("cpu", [], run_dir=tmp_path)
+
+
+def test_talk_without_cuda_stops_before_any_notebook(tmp_path):
+    from friction_lib.models import cuda_available
+
+    if cuda_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(FrictionError, match="--profile cpu"):
+        workshop.run_chain("talk", [tmp_path / "01_x.ipynb"], run_dir=tmp_path / "run")
