@@ -14,12 +14,13 @@ export TOKENIZERS_PARALLELISM ?= false
 # OpenMP threads sleep instead of spinning while they wait: on a busy 2-core machine torch ran 10x faster.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: workshop test venv prepare lint typecheck unit notebooks adapter export bench bench-quants demo screenshot bench-demo format clean help
+.PHONY: workshop test venv prepare lint typecheck unit notebooks adapter eval export bench bench-quants demo screenshot bench-demo format clean help
 
 help:
 	@echo "make workshop [PROFILE=cpu|colab|talk]  set up, then run the notebook chain (runs/<timestamp>/)"
 	@echo "make test                              set up, then lint, type-check, unit/engine tests, nbval"
 	@echo "make adapter                           retrain the shipped CPU adapter (models/friction-smollm2-135m)"
+	@echo "make eval                              base vs prompt-only vs shipped adapter on the quick eval set"
 	@echo "make bench                             print the benchmark figures"
 
 workshop: venv prepare
@@ -64,11 +65,19 @@ notebooks: venv prepare
 adapter: venv prepare
 	$(BIN)/friction train --profile cpu --no-quant --data data/friction_train.jsonl --out models/friction-smollm2-135m --overwrite
 
+# The efficacy comparison of docs/experiments.md: base vs prompt-only vs the shipped adapter on the quick set.
+eval: venv prepare
+	$(BIN)/friction eval --prompts data/eval/quick.jsonl --out runs/eval/base --overwrite
+	$(BIN)/friction eval --system-prompt friction --prompts data/eval/quick.jsonl --out runs/eval/prompt-only --base-run runs/eval/base --overwrite
+	$(BIN)/friction eval --adapter models/friction-smollm2-135m --prompts data/eval/quick.jsonl --out runs/eval/fine-tuned --base-run runs/eval/base --overwrite
+	$(BIN)/friction eval compare runs/eval/base runs/eval/prompt-only runs/eval/fine-tuned --efficacy --out runs/eval/compare
+
 export: venv prepare
 	$(BIN)/friction export --adapter models/friction-smollm2-135m --quant q8_0,q4_k_m --out export/smollm2 --overwrite
 
 bench: venv prepare
 	$(BIN)/friction bench generate
+	$(BIN)/python scripts/bench_eval.py
 
 demo: venv prepare
 	$(BIN)/friction demo
