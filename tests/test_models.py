@@ -83,3 +83,15 @@ def test_missing_embedded_wheel_names_install(monkeypatch):
 def test_bnb_config_is_nf4():
     config = models.bnb_config()
     assert config.load_in_4bit and config.bnb_4bit_quant_type == "nf4"
+
+
+@pytest.mark.slow
+def test_prepare_writes_a_fresh_folder_atomically(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("FRICTION_CACHE", str(tmp_path))
+    assert models.cli_prepare([]) == 0
+    target = models.embedded_model_dir()
+    assert str(target) in capsys.readouterr().out
+    assert "quantization_config" not in json.loads((target / "config.json").read_text())
+    assert [p.name for p in target.parent.iterdir()] == [target.name]  # no temporary folder left
+    model, tokenizer = models.load_model(str(target))
+    assert not model.training and tokenizer.chat_template

@@ -74,3 +74,19 @@ def test_talk_without_cuda_stops_before_any_notebook(tmp_path):
         pytest.skip("this machine has CUDA")
     with pytest.raises(FrictionError, match="--profile cpu"):
         workshop.run_chain("talk", [tmp_path / "01_x.ipynb"], run_dir=tmp_path / "run")
+
+
+@pytest.mark.slow
+def test_cli_workshop_runs_only_selected_and_reports(tmp_path, monkeypatch, capsys):
+    src = tmp_path / "notebooks"
+    src.mkdir()
+    _notebook(src / "01_a.ipynb", "a = 1")
+    _notebook(src / "02_b.ipynb", "raise RuntimeError('stop here')")
+    monkeypatch.setattr(workshop, "notebooks_dir", lambda: src)
+    monkeypatch.setattr(workshop, "repo_root", lambda: tmp_path)
+    assert workshop.cli_workshop(["--only", "01"]) == 0
+    assert "ok" in capsys.readouterr().out
+    assert workshop.cli_workshop(["--smoke"]) == 1
+    out = capsys.readouterr().out
+    assert "02_b.ipynb failed at code cell 2" in out and "kept for inspection" in out
+    assert len(list((tmp_path / "runs").iterdir())) == 2
