@@ -21,8 +21,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 import random
 import threading
 import time
@@ -48,7 +46,7 @@ from friction_lib.personas import (
     run_relay,
     take_seeds,
 )
-from friction_lib.schema import FRICTION_TYPES, FrictionRecord, append_jsonl, load_jsonl
+from friction_lib.schema import FRICTION_TYPES, FrictionRecord, append_json_line, append_jsonl, load_jsonl
 
 PIPELINE_VERSION = "generate-1.0"
 DEFAULT_TEMPERATURE = 0.7
@@ -65,22 +63,6 @@ def failures_path(out: str | Path) -> Path:
     if out.suffix == ".jsonl":
         return out.with_name(out.name[: -len(".jsonl")] + ".failures.jsonl")
     return out.with_name(out.name + ".failures.jsonl")
-
-
-def append_json_line(obj: dict[str, Any], path: str | Path) -> None:
-    """Append one JSON object as one whole, fsynced line (for the failures file, which holds no records)."""
-    p = Path(path)
-    line = json.dumps(obj, ensure_ascii=False) + "\n"
-    p.parent.mkdir(parents=True, exist_ok=True)
-    with open(p, "a+b") as handle:
-        end = handle.seek(0, os.SEEK_END)
-        if end > 0:
-            handle.seek(end - 1)
-            if handle.read(1) != b"\n":
-                line = "\n" + line
-        handle.write(line.encode("utf-8"))
-        handle.flush()
-        os.fsync(handle.fileno())
 
 
 def done_ids(out: str | Path) -> set[str]:

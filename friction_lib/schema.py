@@ -349,8 +349,16 @@ def append_jsonl(record: FrictionRecord | dict[str, Any], path: str | os.PathLik
     newline, a newline is written first, so the new record never merges with a torn fragment
     (the loader then reports that fragment as a bad line rather than losing this record).
     """
+    _append_line(_line(record), path)
+
+
+def append_json_line(obj: dict[str, Any], path: str | os.PathLike[str]) -> None:
+    """Append any JSON object as one whole, fsynced line (e.g. a failures file, which holds no records)."""
+    _append_line(json.dumps(obj, ensure_ascii=False) + "\n", path)
+
+
+def _append_line(line: str, path: str | os.PathLike[str]) -> None:
     p = Path(path)
-    line = _line(record)
     p.parent.mkdir(parents=True, exist_ok=True)
     with open(p, "a+b") as handle:
         end = handle.seek(0, os.SEEK_END)
