@@ -39,6 +39,7 @@ from typing import Any
 
 from friction_lib.chat import split_reasoning
 from friction_lib.errors import FrictionError
+from friction_lib.files import write_atomic
 
 # OpenMP threads that spin while they wait make torch 5-15x slower on a busy 2-core laptop (measured:
 # 20 tokens in 21-40 s spinning vs 2.8 s passive). Only takes effect if torch is not imported yet.
@@ -913,24 +914,11 @@ def page_html(
     )
 
 
-def _write_atomic(path: Path, data: str | bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data.encode("utf-8") if isinstance(data, str) else data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_html(path: str | Path, comparisons: Sequence[Comparison], title: str | None = None) -> Path:
     """Write the comparisons as one standalone HTML page (atomic). Also writes a JSON twin beside it."""
     out = Path(path)
-    _write_atomic(out, page_html(comparisons, title) if title else page_html(comparisons))
-    _write_atomic(out.with_suffix(".json"), json.dumps([c.to_dict() for c in comparisons], indent=2))
+    write_atomic(out, page_html(comparisons, title) if title else page_html(comparisons))
+    write_atomic(out.with_suffix(".json"), json.dumps([c.to_dict() for c in comparisons], indent=2))
     return out
 
 

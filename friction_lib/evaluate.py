@@ -21,9 +21,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -40,6 +38,7 @@ from friction_lib.classify import (
     validate_xstest,
 )
 from friction_lib.errors import FrictionError
+from friction_lib.files import write_atomic
 
 REQUIRED_FIELDS: tuple[str, ...] = ("id", "prompt", "category", "expected", "source")
 # Long enough for a short <think> block and the first sentences of the answer (docs/eval.md).
@@ -138,21 +137,8 @@ def sample_prompts(prompts: list[EvalPrompt], per_group: int) -> list[EvalPrompt
 # --------------------------------------------------------------------------- files
 
 
-def _write_text(path: Path, text: str) -> None:
-    """Atomic write: a temp file in the same folder, then os.replace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
-    _write_text(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+    write_atomic(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -413,8 +399,8 @@ def relabel_run(run_dir: str | Path, base_run: str | Path | None = None) -> dict
 
 def _write_outputs(out: Path, rows: list[dict[str, Any]], results: dict[str, Any]) -> None:
     _write_jsonl(out / "responses.jsonl", rows)
-    _write_text(out / "results.json", json.dumps(results, indent=2, ensure_ascii=False) + "\n")
-    _write_text(out / "report.md", report_markdown(results, rows))
+    write_atomic(out / "results.json", json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    write_atomic(out / "report.md", report_markdown(results, rows))
     plot_run(results, out)
 
 
@@ -840,7 +826,7 @@ def cli_eval_compare(argv: list[str]) -> int:
         text += "\n".join(f"- [{'x' if ok else ' '}] {check}" for check, ok in verdict["checks"].items())
     print(text)
     if args.out:
-        _write_text(Path(args.out) / "compare.md", text + "\n")
+        write_atomic(Path(args.out) / "compare.md", text + "\n")
         for path in plot_compare(runs, args.out):
             print(f"Wrote {path}")
     return 0

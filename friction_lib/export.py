@@ -50,6 +50,7 @@ from friction_lib.chat import (
     render_for_training,
 )
 from friction_lib.errors import FrictionError
+from friction_lib.files import write_atomic
 from friction_lib.models import BASE_MODEL_IDS, PROFILES, Profile, get_profile
 
 # --------------------------------------------------------------------------- chat formats
@@ -205,7 +206,7 @@ def write_talk_modelfile(path: str | Path | None = None) -> Path:
     from friction_lib.models import repo_root
 
     target = Path(path) if path else (repo_root() or Path.cwd()) / "Modelfile"
-    _atomic_write_text(target, talk_modelfile_text())
+    write_atomic(target, talk_modelfile_text())
     return target
 
 
@@ -670,7 +671,7 @@ def merge_adapter(
     config_path = out / "config.json"
     config = json.loads(config_path.read_text())
     config.pop("quantization_config", None)
-    _atomic_write_text(config_path, json.dumps(config, indent=2))
+    write_atomic(config_path, json.dumps(config, indent=2))
     return out
 
 
@@ -1122,7 +1123,7 @@ def verify_export(
         "passed": all(entry["passed"] for entry in checks),
         "checks": checks,
     }
-    _atomic_write_text(export_dir / "verification.json", json.dumps(report, indent=2, ensure_ascii=False))
+    write_atomic(export_dir / "verification.json", json.dumps(report, indent=2, ensure_ascii=False))
     return report
 
 
@@ -1213,7 +1214,7 @@ def make_test_adapter(
     out = Path(out_dir)
     peft_model.save_pretrained(str(out))
     peft_model.unload()  # give the caller its base model back without LoRA layers
-    _atomic_write_text(
+    write_atomic(
         out / "training_card.json",
         json.dumps(
             {
@@ -1265,18 +1266,6 @@ class ExportResult:
     @property
     def passed(self) -> bool:
         return bool(self.verification and self.verification["passed"])
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _versions() -> dict[str, str]:
@@ -1386,7 +1375,7 @@ def export_adapter(
         modelfiles = {}
         for path in ggufs.values():
             modelfile = tmp / f"{path.stem}.Modelfile"
-            _atomic_write_text(modelfile, render_modelfile(prof, f"./{path.name}", gguf_adds_bos=adds_bos))
+            write_atomic(modelfile, render_modelfile(prof, f"./{path.name}", gguf_adds_bos=adds_bos))
             modelfiles[path.name] = modelfile.name
         shutil.copyfile(tmp / f"{ggufs[primary].stem}.Modelfile", tmp / "Modelfile")
         bar.update(1)
@@ -1409,7 +1398,7 @@ def export_adapter(
             "versions": _versions(),
             "seconds": {k: round(v, 1) for k, v in seconds.items()},
         }
-        _atomic_write_text(tmp / "export.json", json.dumps(manifest, indent=2))
+        write_atomic(tmp / "export.json", json.dumps(manifest, indent=2))
         bar.close()
 
         report = None
