@@ -28,9 +28,7 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 import sys
-import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -50,6 +48,7 @@ from pydantic import (
 
 from friction_lib.chat import SYSTEM_PROMPT, build_messages, format_target
 from friction_lib.errors import FrictionError
+from friction_lib.files import write_atomic
 
 FrictionType = Literal["false_premise", "clarification", "refusal", "uncertainty", "disagreement", "none"]
 FRICTION_TYPES: tuple[str, ...] = get_args(FrictionType)
@@ -69,6 +68,18 @@ PersonaName = Literal[
 PERSONAS: tuple[str, ...] = get_args(PersonaName)
 
 SOURCES: tuple[str, ...] = ("hand-written", "generated")
+# How much of the agents' relay a training target's `<think>` block keeps (FrictionRecord.reasoning).
+REASONING_KEEP: tuple[str, ...] = ("all", "first", "decision", "none")
+# `reasoning="decision"` opens the <think> block with the decision in a fixed phrase: its first word ("Push" or
+# "No") is a two-way choice the loss trains directly, before any free text.
+DECISION_PHRASES: dict[str, str] = {
+    "false_premise": "Push back: a false premise.",
+    "clarification": "Push back: ask what they mean.",
+    "refusal": "Push back: refuse.",
+    "uncertainty": "Push back: this cannot be known.",
+    "disagreement": "Push back: disagree.",
+    "none": "No push-back needed.",
+}
 
 # How many problems a strict-mode error lists before it summarises the rest.
 MAX_LISTED_PROBLEMS = 20
@@ -148,18 +159,33 @@ class FrictionRecord(BaseModel):
             )
         return agents
 
-    def reasoning(self) -> str:
-        """The thought streams joined one per line, in relay order: the `<think>` block's text."""
-        return "\n".join(agent.thought_stream.strip() for agent in self.agents)
+    def reasoning(self, keep: str = "all") -> str:
+        """The `<think>` block's text: the thought streams one per line, in relay order.
+
+        `keep="first"` keeps only the first agent's thought (the problem framer's one-line decision), which
+        is what a 135M model can learn to reproduce; `keep="decision"` puts the fixed decision phrase of the
+        record's friction type (`DECISION_PHRASES`) before that thought; `keep="none"` gives an empty block.
+        """
+        if keep not in REASONING_KEEP:
+            raise ValueError(f"keep must be one of {', '.join(REASONING_KEEP)}, got {keep!r}")
+        if keep == "decision":
+            return f"{DECISION_PHRASES[self.friction_type]} {self.agents[0].thought_stream.strip()}"
+        agents = {"all": self.agents, "first": self.agents[:1], "none": []}[keep]
+        return "\n".join(agent.thought_stream.strip() for agent in agents)
 
 
 # --- training messages -------------------------------------------------------------------------
 
 
-def to_messages(record: FrictionRecord, system: str | None = SYSTEM_PROMPT) -> list[dict[str, str]]:
-    """System (unless `system` is None or empty), user, then the assistant turn to train on."""
+def to_messages(
+    record: FrictionRecord, system: str | None = SYSTEM_PROMPT, reasoning: str = "all"
+) -> list[dict[str, str]]:
+    """System (unless `system` is None or empty), user, then the assistant turn to train on.
+
+    `reasoning` is how much of the relay goes into `<think>`: all | first | none (see `FrictionRecord.reasoning`).
+    """
     messages = build_messages(record.user_input, system)
-    target = format_target(reasoning=record.reasoning(), answer=record.final_answer)
+    target = format_target(reasoning=record.reasoning(reasoning), answer=record.final_answer)
     messages.append({"role": "assistant", "content": target})
     return messages
 
@@ -325,20 +351,7 @@ def write_jsonl(records: Iterable[FrictionRecord | dict[str, Any]], path: str | 
             raise FrictionError(f"duplicate id {rec.id!r}: ids must be unique within {p}")
         seen.add(rec.id)
         lines.append(_line(rec))
-    p.parent.mkdir(parents=True, exist_ok=True)
-    # mkstemp creates the file 0600; keep an existing file's mode, else the usual 0644.
-    mode = stat.S_IMODE(p.stat().st_mode) if p.exists() else 0o644
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.writelines(lines)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(p, "".join(lines), fsync=True)
     return len(lines)
 
 

@@ -14,6 +14,7 @@ from rapidfuzz import fuzz
 from friction_lib.chat import SYSTEM_PROMPT, THINK_CLOSE, THINK_OPEN, split_reasoning
 from friction_lib.errors import FrictionError
 from friction_lib.schema import (
+    DECISION_PHRASES,
     FRICTION_TYPES,
     MAX_LISTED_PROBLEMS,
     PERSONAS,
@@ -78,11 +79,20 @@ def normalise(text: str) -> str:
     return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
 
 
-def near_duplicates(texts: list[str], threshold: int = NEAR_DUP) -> list[tuple[str, str, float]]:
-    """Pairs whose normalised text is identical or scores >= threshold with token_set_ratio."""
+def near_duplicates(
+    texts: list[str], threshold: int = NEAR_DUP, length_ratio: float = 0.0
+) -> list[tuple[str, str, float]]:
+    """Pairs whose normalised text is identical or scores >= threshold with token_set_ratio.
+
+    With `length_ratio` > 0, only pairs whose lengths are within that ratio are scored fuzzily: a contrastive twin
+    adds the missing details to a vague prompt ("Cheapest way to get to Paris?" -> "... from London if I don't
+    mind a long trip?"), so its words are a superset and token_set_ratio alone would score it 100.
+    """
     normed = [normalise(t) for t in texts]
     hits = []
     for (i, a), (j, b) in combinations(enumerate(normed), 2):
+        if a != b and length_ratio and min(len(a), len(b)) < length_ratio * max(len(a), len(b)):
+            continue
         score = 100.0 if a == b else fuzz.token_set_ratio(a, b)
         if score >= threshold:
             hits.append((texts[i], texts[j], score))
@@ -171,6 +181,28 @@ def test_to_messages_shape_and_content() -> None:
     assert "problem_framer" not in content
     parsed = split_reasoning(content)
     assert parsed.closed and parsed.reasoning == record.reasoning() and parsed.answer == record.final_answer
+
+
+def test_to_messages_keeps_first_thought_or_none() -> None:
+    record = FrictionRecord.model_validate(make_record())
+    assert len(record.agents) >= 2  # so that "first" really drops something
+    first = to_messages(record, reasoning="first")[-1]["content"]
+    parsed = split_reasoning(first)
+    assert parsed.reasoning == record.agents[0].thought_stream
+    assert all(agent.thought_stream not in first for agent in record.agents[1:])
+    assert parsed.answer == record.final_answer
+    empty = split_reasoning(to_messages(record, reasoning="none")[-1]["content"])
+    assert empty.closed and empty.reasoning == "" and empty.answer == record.final_answer
+    decision = split_reasoning(to_messages(record, reasoning="decision")[-1]["content"]).reasoning
+    assert decision == f"{DECISION_PHRASES[record.friction_type]} {record.agents[0].thought_stream}"
+    with pytest.raises(ValueError, match="keep must be one of all, first, decision, none"):
+        record.reasoning("some")
+
+
+def test_decision_phrases_start_with_a_two_way_word() -> None:
+    assert set(DECISION_PHRASES) == set(FRICTION_TYPES)
+    assert {phrase.split()[0] for kind, phrase in DECISION_PHRASES.items() if kind != "none"} == {"Push"}
+    assert DECISION_PHRASES["none"].split()[0] == "No"
 
 
 def test_to_messages_without_system() -> None:
@@ -353,6 +385,16 @@ def test_near_duplicate_helper_catches_rewordings() -> None:
     ]
 
 
+def test_near_duplicate_length_rule_keeps_twins_but_not_rewordings() -> None:
+    vague, twin = (
+        "Cheapest way to get to Paris?",
+        "Cheapest way to get to Paris from London if I don't mind a long trip?",
+    )
+    assert near_duplicates([vague, twin])  # a superset of words: token_set_ratio alone says 100
+    assert near_duplicates([vague, twin], length_ratio=0.75) == []
+    assert near_duplicates([vague, "cheapest way to get to paris"], length_ratio=0.75)
+
+
 # --- the shipped data --------------------------------------------------------------------------
 
 
@@ -414,7 +456,8 @@ def test_train_record_shape(train: list[FrictionRecord]) -> None:
 
 
 def test_train_prompts_have_no_near_duplicates(train: list[FrictionRecord]) -> None:
-    hits = near_duplicates([r.user_input for r in train])
+    # The same length rule as `friction data curate` (curate.LENGTH_RATIO), so the contrastive twins stay.
+    hits = near_duplicates([r.user_input for r in train], length_ratio=0.75)
     assert hits == [], hits[:10]
 
 
