@@ -28,6 +28,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "data curate": ("friction_lib.curate", "cli_curate", "validate, deduplicate and filter a dataset"),
     "data push": ("friction_lib.publish", "cli_data_push", "stage (or push) the dataset to the HF Hub"),
     "train": ("friction_lib.train", "cli_train", "QLoRA fine-tuning (CPU or CUDA, one code path)"),
+    "train select": (
+        "friction_lib.select",
+        "cli_train_select",
+        "keep the checkpoint with the best J on the dev set",
+    ),
     "eval": ("friction_lib.evaluate", "cli_eval", "score a model on eval prompts; results.json + plots"),
     "eval compare": ("friction_lib.evaluate", "cli_eval_compare", "side-by-side table of eval runs"),
     "eval validate-classifier": (

@@ -1,0 +1,233 @@
+"""Pick the training checkpoint that pushes back best, by Youden's J on a held-out dev set.
+
+Validation loss says how well a checkpoint imitates the answers' wording, not whether it pushes back at the
+right prompts; a 135M model can lower the loss while it over- or under-refuses. So a run trained with
+`keep_checkpoints: true` and `checkpoint_limit: 0` keeps every checkpoint, and
+
+    friction train select RUN_DIR --prompts data/eval/dev.jsonl --out models/friction-smollm2-135m
+
+evaluates each one on the dev prompts (greedy, the same batched engine and rule classifier as `friction eval`),
+keeps the one with the highest J (ties: lower FPR, then the earlier step), and writes it as an adapter folder
+with the run's `training_card.json` (plus a `selection` block), `loss.png`, `selection.json` and
+`selection.png`. The dev set (`scripts/make_dev_set.py`) shares no prompt with the quick set that the efficacy
+target is judged on, so picking on it does not tune to the test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from friction_lib.errors import FrictionError
+from friction_lib.files import write_atomic
+
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
+
+
+def find_checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
+    """(step, folder) of every checkpoint of a training run that holds an adapter, by step."""
+    folder = Path(run_dir) / "checkpoints"
+    found = []
+    for path in folder.glob("checkpoint-*"):
+        match = re.fullmatch(r"checkpoint-(\d+)", path.name)
+        if match and all((path / name).exists() for name in ADAPTER_FILES):
+            found.append((int(match.group(1)), path))
+    if not found:
+        raise FrictionError(
+            f"No checkpoints with an adapter in {folder}. Train with keep_checkpoints: true and "
+            "checkpoint_limit: 0 (e.g. in a --config file) so that every checkpoint stays on disk."
+        )
+    return sorted(found)
+
+
+def best_row(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Highest J; ties go to the lower FPR, then to the earlier step."""
+    return max(rows, key=lambda r: (round(r["j"], 6), -round(r["fpr"], 6), -r["step"]))
+
+
+def select_checkpoint(
+    run_dir: str | Path,
+    prompts: str | Path,
+    out_dir: str | Path,
+    *,
+    threads: int | None = None,
+    overwrite: bool = False,
+    save_dtype: str = "bf16",
+    max_new_tokens: int | None = None,
+    steps: list[int] | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Evaluate the checkpoints of `run_dir` on `prompts`, write the best as an adapter in `out_dir`.
+
+    `steps` limits the search to those checkpoints (each dev eval costs a minute or more on 2 cores).
+    """
+    from friction_lib.evaluate import DEFAULT_EVAL_MAX_NEW_TOKENS, run_eval
+
+    run, out = Path(run_dir), Path(out_dir)
+    card_path = run / "training_card.json"
+    if not card_path.exists():
+        raise FrictionError(f"{card_path} is missing: point at a finished `friction train` output folder.")
+    if (out / "adapter_model.safetensors").exists() and not overwrite:
+        raise FrictionError(f"{out} already holds an adapter. Pick another --out, or pass --overwrite.")
+    checkpoints = find_checkpoints(run)
+    if steps:
+        have = {step for step, _ in checkpoints}
+        missing = sorted(set(steps) - have)
+        if missing:
+            raise FrictionError(
+                f"No checkpoint for step(s) {', '.join(map(str, missing))} in {run / 'checkpoints'}; "
+                f"it has {', '.join(str(s) for s in sorted(have))}."
+            )
+        checkpoints = [(step, path) for step, path in checkpoints if step in set(steps)]
+    rows: list[dict[str, Any]] = []
+    for step, path in checkpoints:
+        print(f"== checkpoint {step} ({len(rows) + 1}/{len(checkpoints)})")
+        results = run_eval(
+            prompts,
+            run / "selection" / f"step-{step}",
+            adapter=path,
+            threads=threads,
+            name=f"step-{step}",
+            overwrite=True,
+            max_new_tokens=max_new_tokens or DEFAULT_EVAL_MAX_NEW_TOKENS,
+            progress=progress,
+        )
+        overall = results["overall"]
+        rows.append(
+            {
+                "step": step,
+                "j": overall["j"],
+                "tpr_lenient": overall["tpr_lenient"],
+                "fpr": overall["fpr"],
+                "degenerate": overall["degenerate_rate"],
+            }
+        )
+    best = best_row(rows)
+    selection: dict[str, Any] = {
+        "prompts": str(prompts),
+        "criterion": "max J (lenient); ties: lower FPR, earlier step",
+        "max_new_tokens": max_new_tokens or DEFAULT_EVAL_MAX_NEW_TOKENS,
+        "chosen_step": best["step"],
+        "checkpoints": rows,
+    }
+    _write_adapter(dict(checkpoints)[best["step"]], run, out, selection, save_dtype)
+    print_table(rows, best["step"])
+    print(f"Chosen: checkpoint {best['step']} (J {best['j']:.2f}) -> {out}")
+    return selection
+
+
+def _write_adapter(
+    checkpoint: Path, run: Path, out: Path, selection: dict[str, Any], save_dtype: str
+) -> None:
+    """Adapter files (weights cast to `save_dtype`), the amended card, loss.png and the selection, atomically."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:
+        shutil.copy2(checkpoint / "adapter_config.json", tmp / "adapter_config.json")
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[save_dtype]
+        tensors = load_file(str(checkpoint / "adapter_model.safetensors"))
+        save_file(
+            {k: v.to(dtype).contiguous() for k, v in tensors.items()},
+            str(tmp / "adapter_model.safetensors"),
+            metadata={"format": "pt"},
+        )
+        card = json.loads((run / "training_card.json").read_text(encoding="utf-8"))
+        card["selection"] = selection
+        write_atomic(tmp / "training_card.json", json.dumps(card, indent=2, ensure_ascii=False) + "\n")
+        write_atomic(tmp / "selection.json", json.dumps(selection, indent=2) + "\n")
+        if (run / "loss.png").exists():
+            shutil.copy2(run / "loss.png", tmp / "loss.png")
+        plot_selection(selection["checkpoints"], selection["chosen_step"], tmp / "selection.png")
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def print_table(rows: list[dict[str, Any]], chosen: int) -> None:
+    print(f"{'step':>6} {'J':>6} {'TPR':>6} {'FPR':>6} {'degen':>6}")
+    for r in rows:
+        mark = "  <- chosen" if r["step"] == chosen else ""
+        print(
+            f"{r['step']:>6} {r['j']:>6.2f} {r['tpr_lenient']:>6.2f} {r['fpr']:>6.2f} {r['degenerate']:>6.2f}{mark}"
+        )
+
+
+def plot_selection(rows: list[dict[str, Any]], chosen: int, path: Path) -> Path:
+    """J, TPR and FPR on the dev set against the training step, the chosen checkpoint marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [r["step"] for r in rows]
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    for key, label in (
+        ("j", "J = TPR - FPR"),
+        ("tpr_lenient", "TPR (targets pushed back)"),
+        ("fpr", "FPR (controls)"),
+    ):
+        ax.plot(steps, [r[key] for r in rows], marker="o", label=label)
+    ax.axvline(chosen, color="grey", linestyle="--", linewidth=1)
+    ax.set(
+        xlabel="optimizer step", ylabel="share of dev prompts", title="Checkpoint selection on the dev set"
+    )
+    ax.set_ylim(-0.5, 1.0)
+    ax.axhline(0, color="black", linewidth=0.5)
+    ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def cli_train_select(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="friction train select",
+        description="Evaluate every checkpoint of a training run on a dev set; keep the one with the best J.",
+    )
+    parser.add_argument("run_dir", help="a `friction train` output folder trained with checkpoint_limit: 0")
+    parser.add_argument("--prompts", default="data/eval/dev.jsonl", help="dev prompts (never the quick set)")
+    parser.add_argument("--out", required=True, help="where the chosen adapter goes")
+    parser.add_argument("--threads", type=int, help="torch CPU threads")
+    parser.add_argument(
+        "--max-new-tokens",
+        type=int,
+        help="generation budget per dev prompt (default: friction eval's); the label is read from the "
+        "answer's opening, so a short budget is enough when the <think> block is one line",
+    )
+    parser.add_argument(
+        "--steps", help="comma-separated checkpoint steps to compare (default: every checkpoint)"
+    )
+    parser.add_argument("--overwrite", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        steps = [int(s) for s in args.steps.split(",")] if args.steps else None
+    except ValueError as err:
+        raise FrictionError(
+            f"--steps takes comma-separated step numbers, e.g. 40,80,120; got {args.steps!r}."
+        ) from err
+    if Path(args.prompts).name == "quick.jsonl":
+        raise FrictionError(
+            "Selecting a checkpoint on the quick set would tune to the test the efficacy target is judged on. "
+            "Use data/eval/dev.jsonl (scripts/make_dev_set.py)."
+        )
+    select_checkpoint(
+        args.run_dir,
+        args.prompts,
+        args.out,
+        threads=args.threads,
+        overwrite=args.overwrite,
+        max_new_tokens=args.max_new_tokens,
+        steps=steps,
+    )
+    return 0
