@@ -62,8 +62,9 @@ notebooks: venv prepare
 # The shipped adapter: LoRA on the full-precision 135M base (--no-quant). On 2 CPU cores the NF4 (QLoRA) path
 # costs about 4x per step, because bitsandbytes dequantises every weight on every forward without its optional
 # CPU kernels; the adapter format is the same and it applies to the NF4 base unchanged.
+# configs/adapter.yaml: the first 448 records, the training set as it was then (docs/experiments.md, attempt 1).
 adapter: venv prepare
-	$(BIN)/friction train --profile cpu --no-quant --data data/friction_train.jsonl --out models/friction-smollm2-135m --overwrite
+	$(BIN)/friction train --profile cpu --no-quant --config configs/adapter.yaml --data data/friction_train.jsonl --out models/friction-smollm2-135m --overwrite
 
 # The efficacy comparison of docs/experiments.md: base vs prompt-only vs the shipped adapter on the quick set.
 eval: venv prepare

@@ -42,6 +42,8 @@ from pathlib import Path
 from typing import Any
 
 from friction_lib.errors import FrictionError
+from friction_lib.files import write_atomic
+from friction_lib.schema import REASONING_KEEP
 
 # --------------------------------------------------------------------------- configuration
 
@@ -104,6 +106,12 @@ class TrainConfig:
     gradient_checkpointing: bool = False
     # data
     max_length: int = 512
+    reasoning: str = (
+        "all"  # the <think> block trained: all (whole relay) | first (its first line) | decision | none
+    )
+    # Extra rows per training record that hold only the prompt and the first line of the <think> block (the
+    # decision), so the choice to push back gets a gradient of its own instead of 1 token in ~100 (0: off).
+    decision_rows: int = 0
     batching: str = "padded"  # padded | grouped (by length) | padding_free | packed
     eval_fraction: float = 0.1
     seed: int = 42
@@ -112,6 +120,7 @@ class TrainConfig:
     eval_steps: int = 0  # evaluate (and checkpoint) every N optimizer steps; 0: once per epoch
     logging_steps: int = 1
     keep_checkpoints: bool = False
+    checkpoint_limit: int = 2  # checkpoints kept on disk while training (0: all, to pick one by J afterwards)
     merge: bool = False  # also write a merged 16-bit model to out_dir/merged
     compare_prompts: bool = True  # greedy answers to COMPARE_PROMPTS before and after training
     compare_max_new_tokens: int = 128
@@ -133,6 +142,7 @@ class TrainConfig:
             ("batching", BATCHING),
             ("precision", PRECISIONS),
             ("save_dtype", SAVE_DTYPES),
+            ("reasoning", REASONING_KEEP),
         ):
             value = getattr(self, name)
             if value not in allowed:
@@ -159,9 +169,20 @@ class TrainConfig:
             problems.append(f"warmup_ratio must be in [0, 1) (got {self.warmup_ratio})")
         if self.max_steps <= 0 and not self.epochs > 0:
             problems.append("set epochs > 0 or max_steps > 0")
-        for name in ("eval_steps", "limit_records", "early_stopping_patience", "compare_max_new_tokens"):
+        for name in (
+            "eval_steps",
+            "limit_records",
+            "early_stopping_patience",
+            "compare_max_new_tokens",
+            "checkpoint_limit",
+            "decision_rows",
+        ):
             if getattr(self, name) < 0:
                 problems.append(f"{name} must be >= 0 (got {getattr(self, name)})")
+        if self.decision_rows > 0 and self.reasoning == "none":
+            problems.append(
+                "decision_rows needs a <think> line to train: set reasoning to decision, first or all"
+            )
         if self.early_stopping_patience > 0 and not self.load_best:
             problems.append("early stopping needs load_best: true (or set early_stopping_patience: 0)")
         if not self.target_modules:
@@ -179,6 +200,8 @@ PROFILE_DEFAULTS: dict[str, dict[str, Any]] = {
     # A 2-core laptop, SmolLM2-135M: short records (~160 tokens), so seq len 512 never truncates them;
     # gradient checkpointing off (it only trades speed for memory nobody is short of here); fp32, since
     # bf16 autocast measured no faster on CPU; plain AdamW (bitsandbytes' 8-bit optimisers are for CUDA).
+    # These are the settings of the shipped adapter (docs/experiments.md, attempt 1); the later attempts' knobs
+    # (reasoning, decision_rows, batching) are in configs/experiments/.
     "cpu": {
         "lora_r": 16,
         "lora_alpha": 32,
@@ -453,9 +476,17 @@ def encode_example(
 
 
 def encode_records(
-    tokenizer: Any, records: list[Any], max_length: int | None
+    tokenizer: Any,
+    records: list[Any],
+    max_length: int | None,
+    reasoning: str = "all",
+    decision_rows: int = 0,
 ) -> tuple[list[dict[str, Any]], int]:
     """Encode records for the trainer; returns (rows with input_ids/labels, number truncated).
+
+    `reasoning` is how much of each record's relay goes into `<think>` (all | first | decision | none).
+    `decision_rows` adds that many short rows per record (`decision_example`): the prompt, then only the first
+    line of the `<think>` block inside the loss.
 
     A record whose prompt alone fills `max_length` would contribute no loss, so it is an error.
     """
@@ -463,7 +494,7 @@ def encode_records(
 
     rows, truncated = [], 0
     for record in records:
-        example = encode_example(tokenizer, to_messages(record), max_length)
+        example = encode_example(tokenizer, to_messages(record, reasoning=reasoning), max_length)
         if all(label == -100 for label in example["labels"]):
             raise FrictionError(
                 f"Record {record.id!r}: its prompt alone is {example['prompt_tokens']} tokens, so nothing of the "
@@ -471,7 +502,41 @@ def encode_records(
             )
         truncated += int(example["truncated"])
         rows.append({"input_ids": example["input_ids"], "labels": example["labels"]})
+        if decision_rows:
+            short = decision_example(tokenizer, example, decision_line(record, reasoning))
+            rows.extend(dict(short) for _ in range(decision_rows))
     return rows, truncated
+
+
+def decision_line(record: Any, reasoning: str) -> str:
+    """What a decision row trains: the fixed decision phrase (`reasoning="decision"`), else the first thought."""
+    from friction_lib.schema import DECISION_PHRASES
+
+    if reasoning == "decision":
+        return DECISION_PHRASES[record.friction_type]
+    return str(record.reasoning(reasoning)).strip().split("\n", 1)[0]
+
+
+def decision_example(tokenizer: Any, example: dict[str, Any], first_line: str) -> dict[str, Any]:
+    """The start of `example`: its prompt, then its completion up to the end of `first_line`.
+
+    The tokens are cut from the full example's own ids, so they are exactly the ones the model sees there.
+    """
+    from friction_lib.chat import THINK_OPEN
+
+    if not first_line.strip():
+        raise FrictionError("decision_rows needs a non-empty first <think> line (reasoning is empty).")
+    n_prompt = example["prompt_tokens"]
+    completion = example["input_ids"][n_prompt:]
+    wanted = f"{THINK_OPEN}\n{first_line}"
+    # the shortest run of completion tokens whose text covers the decision line
+    for end in range(1, len(completion) + 1):
+        if tokenizer.decode(completion[:end]).startswith(wanted):
+            break
+    else:
+        raise FrictionError(f"The completion does not start with {wanted[:60]!r}: cannot cut a decision row.")
+    ids = example["input_ids"][: n_prompt + end]
+    return {"input_ids": ids, "labels": [-100] * n_prompt + ids[n_prompt:]}
 
 
 def show_label_mask(tokenizer: Any, example: dict[str, Any], blank: str = "_") -> str:
@@ -622,7 +687,7 @@ def sft_config_kwargs(
         "eval_steps": every,
         "save_strategy": "steps",
         "save_steps": every,
-        "save_total_limit": 2,
+        "save_total_limit": config.checkpoint_limit or None,
         "save_only_model": False,  # optimizer and scheduler state too, so a resumed run continues exactly
         "load_best_model_at_end": config.load_best,
         "metric_for_best_model": "eval_loss",
@@ -649,7 +714,7 @@ def sft_config_kwargs(
 
 def _fingerprint(config: TrainConfig, data_sha: str) -> dict[str, Any]:
     """What must match for a run to resume: the settings that change the training, and the data."""
-    ignore = {"merge", "compare_prompts", "compare_max_new_tokens", "keep_checkpoints"}
+    ignore = {"merge", "compare_prompts", "compare_max_new_tokens", "keep_checkpoints", "checkpoint_limit"}
     return {"config": {k: v for k, v in config.to_dict().items() if k not in ignore}, "data_sha256": data_sha}
 
 
@@ -751,17 +816,8 @@ def _publish(tmp: str | Path, path: Path) -> None:
 
 
 def _write_json(path: Path, data: Any) -> None:
-    """Atomic: a temp file in the same folder, then os.replace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2, ensure_ascii=False, default=str)
-            handle.write("\n")
-        _publish(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Atomic (files.write_atomic); values JSON cannot encode are written as strings."""
+    write_atomic(path, json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
 # --------------------------------------------------------------------------- memory and progress
@@ -1210,8 +1266,10 @@ def train(
 
     from datasets import Dataset
 
-    train_rows, truncated_train = encode_records(tokenizer, train_records, config.max_length)
-    eval_rows, truncated_eval = encode_records(tokenizer, eval_records, config.max_length)
+    train_rows, truncated_train = encode_records(
+        tokenizer, train_records, config.max_length, config.reasoning, config.decision_rows
+    )
+    eval_rows, truncated_eval = encode_records(tokenizer, eval_records, config.max_length, config.reasoning)
     if truncated_train or truncated_eval:
         print(
             f"note: {truncated_train + truncated_eval} record(s) longer than max_length={config.max_length} were cut."

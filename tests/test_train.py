@@ -137,6 +137,7 @@ def test_unknown_profile_and_preset_suggest():
         ({"batching": "packing"}, "did you mean 'packed'"),
         ({"lora_r": "sixteen"}, "lora_r must be of type int"),
         ({"load_best": False}, "early stopping needs load_best"),
+        ({"reasoning": "firts"}, "did you mean 'first'"),
     ],
 )
 def test_invalid_values(kwargs, match):
@@ -198,6 +199,35 @@ def test_long_examples_are_cut_and_a_prompt_that_fills_max_length_is_an_error(to
     assert len(example["input_ids"]) == 60 and example["truncated"]
     with pytest.raises(FrictionError, match="max_length=20"):
         train.encode_records(tok, records(1), max_length=20)
+
+
+def test_reasoning_first_trains_only_the_decision_line(tok):
+    full, first = (train.encode_records(tok, records(1), 512, keep)[0][0] for keep in ("all", "first"))
+    inside_first = train.loss_text(tok, first)
+    assert REASONING in inside_first and ANSWER in inside_first
+    assert "Correct it briefly" not in inside_first and "Correct it briefly" in train.loss_text(tok, full)
+    assert len(first["input_ids"]) < len(full["input_ids"])
+
+
+def test_decision_rows_train_only_the_decision_on_extra_short_rows(tok):
+    (full,) = train.encode_records(tok, records(1), 512, "decision")[0]
+    rows, _ = train.encode_records(tok, records(1), 512, "decision", decision_rows=2)
+    assert len(rows) == 3 and rows[0] == full and rows[1] == rows[2]
+    short = rows[1]
+    phrase = schema.DECISION_PHRASES["false_premise"]
+    assert train.loss_text(tok, short) == f"<think>\n{phrase}"  # nothing of the thought or the answer
+    n = len(short["input_ids"])
+    assert short["input_ids"] == full["input_ids"][:n] and short["labels"][:n] == full["labels"][:n]
+    # with the relay's first line as the decision (reasoning: first), the row stops after that line
+    (first_short,) = train.encode_records(tok, records(1), 512, "first", decision_rows=1)[0][1:]
+    assert train.loss_text(tok, first_short) == f"<think>\n{REASONING}, number 0."
+
+
+def test_decision_rows_need_a_think_line():
+    with pytest.raises(FrictionError, match="decision_rows needs a <think> line"):
+        train.make_config("cpu", decision_rows=1, reasoning="none")
+    with pytest.raises(FrictionError, match="decision_rows must be >= 0"):
+        train.make_config("cpu", decision_rows=-1)
 
 
 # --------------------------------------------------------------------------- the split
