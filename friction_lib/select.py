@@ -76,14 +76,14 @@ def select_checkpoint(
         raise FrictionError(f"{out} already holds an adapter. Pick another --out, or pass --overwrite.")
     checkpoints = find_checkpoints(run)
     if steps:
-        have = {step for step, _ in checkpoints}
-        missing = sorted(set(steps) - have)
-        if missing:
+        wanted, have = set(steps), {step for step, _ in checkpoints}
+        if missing := sorted(wanted - have):
             raise FrictionError(
                 f"No checkpoint for step(s) {', '.join(map(str, missing))} in {run / 'checkpoints'}; "
-                f"it has {', '.join(str(s) for s in sorted(have))}."
+                f"it has {', '.join(map(str, sorted(have)))}."
             )
-        checkpoints = [(step, path) for step, path in checkpoints if step in set(steps)]
+        checkpoints = [(step, path) for step, path in checkpoints if step in wanted]
+    budget = max_new_tokens or DEFAULT_EVAL_MAX_NEW_TOKENS
     rows: list[dict[str, Any]] = []
     for step, path in checkpoints:
         print(f"== checkpoint {step} ({len(rows) + 1}/{len(checkpoints)})")
@@ -94,7 +94,7 @@ def select_checkpoint(
             threads=threads,
             name=f"step-{step}",
             overwrite=True,
-            max_new_tokens=max_new_tokens or DEFAULT_EVAL_MAX_NEW_TOKENS,
+            max_new_tokens=budget,
             progress=progress,
         )
         overall = results["overall"]
@@ -111,7 +111,7 @@ def select_checkpoint(
     selection: dict[str, Any] = {
         "prompts": str(prompts),
         "criterion": "max J (lenient); ties: lower FPR, earlier step",
-        "max_new_tokens": max_new_tokens or DEFAULT_EVAL_MAX_NEW_TOKENS,
+        "max_new_tokens": budget,
         "chosen_step": best["step"],
         "checkpoints": rows,
     }
@@ -125,20 +125,14 @@ def _write_adapter(
     checkpoint: Path, run: Path, out: Path, selection: dict[str, Any], save_dtype: str
 ) -> None:
     """Adapter files (weights cast to `save_dtype`), the amended card, loss.png and the selection, atomically."""
-    import torch
-    from safetensors.torch import load_file, save_file
+    from friction_lib.train import cast_adapter_weights
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
     try:
-        shutil.copy2(checkpoint / "adapter_config.json", tmp / "adapter_config.json")
-        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[save_dtype]
-        tensors = load_file(str(checkpoint / "adapter_model.safetensors"))
-        save_file(
-            {k: v.to(dtype).contiguous() for k, v in tensors.items()},
-            str(tmp / "adapter_model.safetensors"),
-            metadata={"format": "pt"},
-        )
+        for name in ADAPTER_FILES:
+            shutil.copy2(checkpoint / name, tmp / name)
+        cast_adapter_weights(tmp / "adapter_model.safetensors", save_dtype)
         card = json.loads((run / "training_card.json").read_text(encoding="utf-8"))
         card["selection"] = selection
         write_atomic(tmp / "training_card.json", json.dumps(card, indent=2, ensure_ascii=False) + "\n")

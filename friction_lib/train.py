@@ -514,7 +514,7 @@ def decision_line(record: Any, reasoning: str) -> str:
 
     if reasoning == "decision":
         return DECISION_PHRASES[record.friction_type]
-    return str(record.reasoning(reasoning)).strip().split("\n", 1)[0]
+    return record.reasoning(reasoning).strip().split("\n", 1)[0]
 
 
 def decision_example(tokenizer: Any, example: dict[str, Any], first_line: str) -> dict[str, Any]:
@@ -1452,18 +1452,23 @@ def train(
 
 def save_adapter(model: Any, folder: Path, dtype: str = "bf16") -> Path:
     """`save_pretrained` the LoRA adapter, with its weights stored as `dtype` (PEFT upcasts on load)."""
-    import torch
-    from safetensors.torch import load_file, save_file
-
     model.save_pretrained(str(folder))
     (folder / "README.md").unlink(
         missing_ok=True
     )  # PEFT's empty model-card template; training_card.json says more
-    weights = folder / "adapter_model.safetensors"
+    cast_adapter_weights(folder / "adapter_model.safetensors", dtype)
+    return folder
+
+
+def cast_adapter_weights(weights: Path, dtype: str = "bf16") -> Path:
+    """Rewrite an adapter's safetensors file with its tensors as `dtype` (atomically; no-op if already so)."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
     target = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[dtype]
     tensors = load_file(str(weights))
     if any(t.dtype != target for t in tensors.values()):
-        fd, tmp = tempfile.mkstemp(prefix=".adapter-", suffix=".safetensors", dir=folder)
+        fd, tmp = tempfile.mkstemp(prefix=".adapter-", suffix=".safetensors", dir=weights.parent)
         os.close(fd)
         try:
             save_file(
@@ -1472,7 +1477,7 @@ def save_adapter(model: Any, folder: Path, dtype: str = "bf16") -> Path:
             _publish(tmp, weights)
         finally:
             Path(tmp).unlink(missing_ok=True)
-    return folder
+    return weights
 
 
 def _trainable(model: Any) -> int:
