@@ -11,22 +11,26 @@ It needs no generation, so it takes seconds per checkpoint where a dev eval take
 JSONL (`expected` = comply for controls) or the training JSONL (`friction_type` = none for controls).
 
     .venv/bin/python scripts/probe_decision.py runs/a3/checkpoints/checkpoint-40 [more adapters] \
-        [--prompts data/eval/dev.jsonl] [--threads 2]
+        [--prompts data/eval/dev.jsonl | --prompts data/friction_train.jsonl --sample 100] [--threads 2]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import random
 from collections import defaultdict
 from pathlib import Path
 
 
-def load_items(path: Path) -> list[tuple[str, bool, str]]:
-    """(prompt, is_target, category) from eval or training JSONL."""
+def load_items(path: Path, sample: int = 0) -> list[tuple[str, bool, str]]:
+    """(prompt, is_target, category) from eval or training JSONL; `sample` > 0: that many, seeded shuffle."""
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    if sample:
+        random.Random(0).shuffle(rows)
+        rows = rows[:sample]
     items = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        row = json.loads(line)
+    for row in rows:
         if "expected" in row:
             items.append((row["prompt"], row["expected"] != "comply", row["category"]))
         else:
@@ -46,6 +50,7 @@ def main() -> int:
         "adapters", nargs="+", help="adapter folders (e.g. runs/a3/checkpoints/checkpoint-40)"
     )
     parser.add_argument("--prompts", default="data/eval/dev.jsonl")
+    parser.add_argument("--sample", type=int, default=0, help="score N prompts of the file (seeded shuffle)")
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
 
@@ -56,7 +61,7 @@ def main() -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    items = load_items(Path(args.prompts))
+    items = load_items(Path(args.prompts), args.sample)
     source, _ = models.resolve_model_source("cpu")
     tokenizer = models.load_tokenizer(source)
     push, no = (tokenizer.encode(word, add_special_tokens=False)[0] for word in ("Push", "No"))
