@@ -3,7 +3,10 @@
 For adapters trained with `reasoning: decision`: how often the block opens with "Push back" on targets and on
 controls, and which label the answer got after each decision.
 
-    .venv/bin/python scripts/decision_follow.py runs/eval/fine-tuned-a4
+    .venv/bin/python scripts/decision_follow.py runs/eval/fine-tuned-a4 [--base-run runs/eval/base]
+
+With `--base-run` it also breaks down the prompts only the adapter gets right (McNemar's discordant pairs) by
+target/control and by the base's label there.
 """
 
 from __future__ import annotations
@@ -12,12 +15,13 @@ import argparse
 from collections import Counter
 
 from friction_lib.evaluate import load_run
-from friction_lib.metrics import is_pushback, is_target
+from friction_lib.metrics import correct, is_pushback, is_target
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("run_dir", help="a `friction eval` output folder")
+    parser.add_argument("--base-run", help="the base model's run on the same prompts")
     args = parser.parse_args()
     rows = load_run(args.run_dir)["responses"]
     opens = Counter()
@@ -38,6 +42,15 @@ def main() -> int:
         print(
             f"after {'Push back' if push else 'No push-back'}: {n} answers, {pushed} push back; labels {dict(after[push])}"
         )
+    if args.base_run:
+        base = {row["id"]: row for row in load_run(args.base_run)["responses"]}
+        only = Counter(
+            ("control" if not is_target(row["expected"]) else "target", base[row["id"]]["label"])
+            for row in rows
+            if correct(row["expected"], row["label"])
+            and not correct(row["expected"], base[row["id"]]["label"])
+        )
+        print(f"only the adapter right: {sum(only.values())} prompts; (kind, base label): {dict(only)}")
     return 0
 
 
