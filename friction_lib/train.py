@@ -37,6 +37,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -389,19 +390,42 @@ def describe_config(config: TrainConfig) -> str:
 # --------------------------------------------------------------------------- data
 
 
-def sha256_file(path: str | os.PathLike[str]) -> str:
+DataPaths = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
+
+
+def data_files(data: DataPaths) -> list[Path]:
+    """One training file or several (they are read in order, as if concatenated)."""
+    return [Path(data)] if isinstance(data, (str, os.PathLike)) else [Path(p) for p in data]
+
+
+def sha256_file(path: DataPaths) -> str:
+    """sha256 of the file, or of several files' bytes one after the other (so `cat a b > c` hashes the same)."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
+    for file in data_files(path):
+        with open(file, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
     return digest.hexdigest()
 
 
-def load_records(path: str | os.PathLike[str], limit: int = 0) -> list[Any]:
-    """Strictly validated records (every bad line reported as `file:line: reason`)."""
+def load_records(path: DataPaths, limit: int = 0) -> list[Any]:
+    """Strictly validated records of one or more files (every bad line reported as `file:line: reason`).
+
+    Several files are read in order; an id that appears in two of them is an error naming both files.
+    """
     from friction_lib.schema import load_jsonl
 
-    records = load_jsonl(path, strict=True).records
+    records: list[Any] = []
+    where: dict[str, Path] = {}
+    for file in data_files(path):
+        for record in load_jsonl(file, strict=True).records:
+            if record.id in where and where[record.id] != file:
+                raise FrictionError(
+                    f"{file}: record id {record.id!r} is also in {where[record.id]}. Ids must be unique across "
+                    "the training files; rename one of them."
+                )
+            where.setdefault(record.id, file)
+            records.append(record)
     return records[:limit] if limit > 0 else records
 
 
@@ -1222,7 +1246,7 @@ def _log_points(history: list[dict[str, Any]], key: str) -> list[dict[str, Any]]
 
 def train(
     config: TrainConfig,
-    data_path: str | os.PathLike[str],
+    data_path: DataPaths,
     out_dir: str | os.PathLike[str],
     overwrite: bool = False,
     callbacks: list[Any] | None = None,
@@ -1241,15 +1265,16 @@ def train(
     path = choose_path(config)
     print(f"Training path: {path.describe()}")
 
-    data_path = Path(data_path)
+    files = data_files(data_path)
+    data_name = " + ".join(str(f) for f in files)
     out = Path(out_dir)
-    records = load_records(data_path, limit=config.limit_records)
+    records = load_records(files, limit=config.limit_records)
     train_records, eval_records = split_records(records, config.eval_fraction, config.seed)
-    data_sha = sha256_file(data_path)
+    data_sha = sha256_file(files)
     fingerprint = _fingerprint(config, data_sha)
     resume_from = prepare_out_dir(out, overwrite, fingerprint)
     print(
-        f"Data: {data_path} ({len(records)} records, sha256 {data_sha[:12]}...) -> "
+        f"Data: {data_name} ({len(records)} records, sha256 {data_sha[:12]}...) -> "
         f"{len(train_records)} train / {len(eval_records)} validation (split seed {config.seed})"
     )
 
@@ -1358,7 +1383,8 @@ def train(
         "config": config.to_dict(),
         "trainer_args": {k: v for k, v in trainer_kwargs.items() if k != "output_dir"},
         "dataset": {
-            "path": str(data_path),
+            "path": data_name,
+            "files": [str(f) for f in files],
             "sha256": data_sha,
             "records": len(records),
             "train_records": len(train_records),
@@ -1534,7 +1560,12 @@ def cli_train(argv: list[str]) -> int:
     parser.add_argument(
         "--profile", default=None, help="cpu | colab | talk (default: from --config, else cpu)"
     )
-    parser.add_argument("--data", default=None, help="training JSONL (default: data/friction_train.jsonl)")
+    parser.add_argument(
+        "--data",
+        nargs="+",
+        default=None,
+        help="training JSONL file(s), read in order (default: data/friction_train.jsonl)",
+    )
     parser.add_argument("--out", required=True, help="output folder for the adapter and its card")
     parser.add_argument(
         "--config", default=None, help=f"YAML file of overrides, or a preset: {', '.join(PRESETS)}"
@@ -1569,7 +1600,7 @@ def cli_train(argv: list[str]) -> int:
     if data is None:
         from friction_lib.models import repo_root
 
-        data = str((repo_root() or Path.cwd()) / "data" / "friction_train.jsonl")
+        data = [str((repo_root() or Path.cwd()) / "data" / "friction_train.jsonl")]
     result = train(config, data, args.out, overwrite=args.overwrite)
     print(result.card_path)
     return 0

@@ -31,6 +31,8 @@ from friction_lib.schema import (
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data"
 TRAIN = DATA / "friction_train.jsonl"
+BENCH = DATA / "benchmark_train.jsonl"
+COCONOT = ROOT.parent / "shared" / "benchmarks" / "coconot"
 MICRO = DATA / "micro" / "friction_micro.jsonl"
 
 # Near-duplicate threshold for prompts (rapidfuzz scores, 0-100, on normalised text).
@@ -403,6 +405,11 @@ def train() -> list[FrictionRecord]:
     return load_jsonl(TRAIN, strict=True).records
 
 
+@pytest.fixture(scope="module")
+def bench() -> list[FrictionRecord]:
+    return load_jsonl(BENCH, strict=True).records
+
+
 def words(text: str) -> int:
     return len(text.split())
 
@@ -473,18 +480,16 @@ def eval_prompt_files() -> list[Path]:
     return sorted((DATA / "eval").glob("*.jsonl")) + [p for p in [DATA / "demo_prompts.jsonl"] if p.exists()]
 
 
-def test_no_overlap_with_eval_prompts(train: list[FrictionRecord]) -> None:
-    files = eval_prompt_files()
-    if not files:
-        pytest.skip("no eval or demo prompt files in data/ yet")
+def eval_overlaps(records: list[FrictionRecord]) -> list[tuple[str, str, str, float]]:
+    """Training prompts equal or near to any eval or demo prompt (stricter than curate: no length blocking)."""
     prompts = set()
-    for path in files:
+    for path in eval_prompt_files():
         for line in path.read_text(encoding="utf-8").splitlines():
             if line.strip():
                 prompts.add(json.loads(line)["prompt"])
     eval_norm = {normalise(p): p for p in prompts}
     hits = []
-    for record in train:
+    for record in records:
         mine = normalise(record.user_input)
         for theirs, original in eval_norm.items():
             score = fuzz.ratio(mine, theirs)
@@ -494,6 +499,13 @@ def test_no_overlap_with_eval_prompts(train: list[FrictionRecord]) -> None:
                 score = max(score, fuzz.token_set_ratio(mine, theirs))
             if mine == theirs or score >= NEAR_DUP:
                 hits.append((record.id, record.user_input, original, score))
+    return hits
+
+
+def test_no_overlap_with_eval_prompts(train: list[FrictionRecord]) -> None:
+    if not eval_prompt_files():
+        pytest.skip("no eval or demo prompt files in data/ yet")
+    hits = eval_overlaps(train)
     assert hits == [], hits[:10]
 
 
@@ -508,14 +520,71 @@ EXPECTED_LABEL = {
 }
 
 
-def test_answers_use_pushback_phrases_the_classifier_recognises(train: list[FrictionRecord]) -> None:
+@pytest.mark.parametrize("which", ["train", "bench"])
+def test_answers_use_pushback_phrases_the_classifier_recognises(
+    which: str, train: list[FrictionRecord], bench: list[FrictionRecord]
+) -> None:
     """The targets teach recognisable gestures: at least 90% of each type reads as intended."""
     classify = pytest.importorskip("friction_lib.classify").classify
     for friction_type, expected in EXPECTED_LABEL.items():
-        records = [r for r in train if r.friction_type == friction_type]
+        records = [r for r in {"train": train, "bench": bench}[which] if r.friction_type == friction_type]
         wrong = [
             (r.id, label)
             for r in records
             if (label := classify(r.final_answer, r.user_input).label) != expected
         ]
         assert len(wrong) <= 0.1 * len(records), (friction_type, wrong)
+
+
+# --- data/benchmark_train.jsonl: CoCoNot prompts outside the eval sets (scripts/make_benchmark_train.py) ---
+
+
+def test_bench_records_name_their_coconot_source(bench: list[FrictionRecord]) -> None:
+    counts = count_by_type(bench)
+    assert len(bench) >= 900 and counts["none"] >= 0.4 * len(bench), counts
+    assert len({r.id for r in bench}) == len(bench)
+    for record in bench:
+        meta = record.metadata
+        assert record.id.startswith("coconot-pref-" if record.friction_type == "none" else "coconot-"), (
+            record.id
+        )
+        assert meta.pipeline_version == "benchmark-1.0"
+        # controls keep CoCoNot's helpful answer (a GPT-4 output); push-back answers are the team's templates
+        assert (meta.source, meta.generator_model) == (
+            ("generated", "gpt-4") if record.friction_type == "none" else ("hand-written", None)
+        ), record.id
+
+
+def test_bench_has_no_eval_prompt_nor_a_near_duplicate(bench: list[FrictionRecord]) -> None:
+    hits = eval_overlaps(bench)
+    assert hits == [], hits[:10]
+
+
+def test_bench_and_hand_written_prompts_have_no_near_duplicates(
+    train: list[FrictionRecord], bench: list[FrictionRecord]
+) -> None:
+    hits = near_duplicates([r.user_input for r in [*train, *bench]], length_ratio=0.75)
+    assert hits == [], hits[:10]
+
+
+def test_bench_file_is_what_the_script_writes(tmp_path: Path) -> None:
+    if not (COCONOT / "coconot_eval.jsonl").exists():
+        pytest.skip(f"CoCoNot is not at {COCONOT}")
+    import subprocess
+    import sys
+
+    out = tmp_path / "bench.jsonl"
+    subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "make_benchmark_train.py"),
+            "--coconot",
+            str(COCONOT),
+            "--out",
+            str(out),
+        ],
+        check=True,
+        capture_output=True,
+        cwd=ROOT,
+    )
+    assert out.read_bytes() == BENCH.read_bytes()

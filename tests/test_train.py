@@ -387,6 +387,40 @@ def test_invalid_dataset_names_file_and_line(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_several_data_files_are_read_in_order_and_hash_like_their_concatenation(tmp_path):
+    first = tmp_path / "a.jsonl"
+    second = tmp_path / "b.jsonl"
+    schema.write_jsonl([make_record(i) for i in range(3)], first)
+    schema.write_jsonl([make_record(i) for i in range(3, 5)], second)
+    both = tmp_path / "both.jsonl"
+    both.write_bytes(first.read_bytes() + second.read_bytes())
+    assert [r.id for r in train.load_records([first, second])] == [f"t-{i:03d}" for i in range(5)]
+    assert [r.id for r in train.load_records([first, second], limit=4)] == [f"t-{i:03d}" for i in range(4)]
+    assert train.sha256_file([first, second]) == train.sha256_file(both) != train.sha256_file(first)
+
+
+def test_an_id_in_two_data_files_names_both(tmp_path):
+    first = tmp_path / "a.jsonl"
+    second = tmp_path / "b.jsonl"
+    schema.write_jsonl([make_record(i) for i in range(3)], first)
+    schema.write_jsonl([make_record(2, user="Another question?")], second)
+    with pytest.raises(FrictionError, match=r"b\.jsonl: record id 't-002' is also in .*a\.jsonl"):
+        train.load_records([first, second])
+
+
+def test_cli_takes_several_data_files(tmp_path, monkeypatch):
+    seen = {}
+
+    def fake_train(config, data, out, overwrite=False):
+        seen["data"] = data
+        raise SystemExit(0)
+
+    monkeypatch.setattr(train, "train", fake_train)
+    with pytest.raises(SystemExit):
+        train.cli_train(["--data", "x.jsonl", "y.jsonl", "--out", str(tmp_path / "o")])
+    assert seen["data"] == ["x.jsonl", "y.jsonl"]
+
+
 def test_dataset_too_small(tmp_path):
     data = write_dataset(tmp_path / "d.jsonl", 4)
     with pytest.raises(FrictionError, match="4 record.*at least 10"):
