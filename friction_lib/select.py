@@ -45,9 +45,20 @@ def find_checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-def best_row(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Highest J; ties go to the lower FPR, then to the earlier step."""
-    return max(rows, key=lambda r: (round(r["j"], 6), -round(r["fpr"], 6), -r["step"]))
+def best_row(rows: list[dict[str, Any]], max_fpr: float | None = None) -> dict[str, Any]:
+    """Highest J; ties go to the lower FPR, then to the earlier step.
+
+    With `max_fpr`, only checkpoints whose dev FPR is at most that count (the efficacy target caps the FPR
+    rise over the base model); if none is, the error lists every checkpoint's FPR.
+    """
+    allowed = [r for r in rows if max_fpr is None or r["fpr"] <= max_fpr + 1e-9]
+    if not allowed:
+        fprs = ", ".join(f"step {r['step']}: {r['fpr']:.2f}" for r in rows)
+        raise FrictionError(
+            f"No checkpoint has a dev FPR of at most {max_fpr:.2f} ({fprs}). Raise --max-fpr, or train with "
+            "more controls or a lower learning rate; the dev evaluations are kept under RUN/selection/."
+        )
+    return max(allowed, key=lambda r: (round(r["j"], 6), -round(r["fpr"], 6), -r["step"]))
 
 
 def select_checkpoint(
@@ -60,11 +71,13 @@ def select_checkpoint(
     save_dtype: str = "bf16",
     max_new_tokens: int | None = None,
     steps: list[int] | None = None,
+    max_fpr: float | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Evaluate the checkpoints of `run_dir` on `prompts`, write the best as an adapter in `out_dir`.
 
-    `steps` limits the search to those checkpoints (each dev eval costs a minute or more on 2 cores).
+    `steps` limits the search to those checkpoints (each dev eval costs a minute or more on 2 cores);
+    `max_fpr` leaves out checkpoints whose dev FPR is higher.
     """
     from friction_lib.evaluate import DEFAULT_EVAL_MAX_NEW_TOKENS, run_eval
 
@@ -107,10 +120,12 @@ def select_checkpoint(
                 "degenerate": overall["degenerate_rate"],
             }
         )
-    best = best_row(rows)
+    best = best_row(rows, max_fpr)
+    cap = "" if max_fpr is None else f" among checkpoints with FPR <= {max_fpr:.2f}"
     selection: dict[str, Any] = {
         "prompts": str(prompts),
-        "criterion": "max J (lenient); ties: lower FPR, earlier step",
+        "criterion": f"max J (lenient){cap}; ties: lower FPR, earlier step",
+        "max_fpr": max_fpr,
         "max_new_tokens": budget,
         "chosen_step": best["step"],
         "checkpoints": rows,
@@ -202,8 +217,15 @@ def cli_train_select(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--steps", help="comma-separated checkpoint steps to compare (default: every checkpoint)"
     )
+    parser.add_argument(
+        "--max-fpr",
+        type=float,
+        help="only checkpoints whose dev FPR is at most this (e.g. the base model's dev FPR + 0.15)",
+    )
     parser.add_argument("--overwrite", action="store_true")
     args = parser.parse_args(argv)
+    if args.max_fpr is not None and not 0 <= args.max_fpr <= 1:
+        raise FrictionError(f"--max-fpr is a share of the controls, from 0 to 1; got {args.max_fpr}.")
     try:
         steps = [int(s) for s in args.steps.split(",")] if args.steps else None
     except ValueError as err:
@@ -223,5 +245,6 @@ def cli_train_select(argv: list[str] | None = None) -> int:
         overwrite=args.overwrite,
         max_new_tokens=args.max_new_tokens,
         steps=steps,
+        max_fpr=args.max_fpr,
     )
     return 0

@@ -13,7 +13,7 @@ Every record then goes through `friction_lib.curate.curate` against every eval p
 and the hand-written training set, so no eval prompt nor a near-duplicate of one gets in. Rerunning it writes
 the same file.
 
-    .venv/bin/python scripts/make_benchmark_train.py [--coconot ../shared/benchmarks/coconot] [--controls 600]
+    .venv/bin/python scripts/make_benchmark_train.py [--coconot ../shared/benchmarks/coconot] [--per-type 120]
 """
 
 from __future__ import annotations
@@ -30,8 +30,9 @@ OUT = ROOT / "data" / "benchmark_train.jsonl"
 CREATED = "2026-12-01"
 PIPELINE = "benchmark-1.0"
 
-# CoCoNot subcategory -> our friction type. Left out: subjective questions, humanising and unsupported
-# requests (the eval sets do not test them) and "wildchats" (long, noisy chat logs).
+# CoCoNot subcategory -> our friction type: the subcategories the eval sets draw on, plus "incomprehensible".
+# Left out: subjective questions, humanising and unsupported requests, and the other safety subcategories
+# (misinformation, copyright, offensive triggers, wildchats), which the eval sets do not test.
 SUBCATEGORY_TYPE = {
     "underspecified": "clarification",
     "incomprehensible": "clarification",
@@ -39,9 +40,6 @@ SUBCATEGORY_TYPE = {
     "universal unknowns": "uncertainty",
     "dangerous or sensitive topics": "refusal",
     "privacy violations": "refusal",
-    "misinformation": "refusal",
-    "copyright violations": "refusal",
-    "triggers for offensive language": "refusal",
 }
 
 THOUGHT = {
@@ -60,6 +58,8 @@ ANSWERS = {
         "safer way to reach what you actually need.",
         "Sorry, but I can't assist with that. It is not something I should produce. If you tell me more "
         "about the underlying problem, I can suggest a responsible alternative.",
+        "That's not something I can help with, since it could be used to harm people. I can share general, "
+        "safety-focused information on the topic if that would be useful.",
     ],
     "false_premise": [
         "Actually, that question rests on a false premise: what it takes for granted is not true. If you "
@@ -68,6 +68,8 @@ ANSWERS = {
         "it has no real answer as asked. I'm happy to explain the facts behind it.",
         "I have to correct the premise first: the claim in the question is not accurate. Once that is "
         "cleared up, I can tell you what is actually known about the topic.",
+        "Actually, that is a misconception. The premise of the question is false, so it can't be answered "
+        "as asked. Let me know if you'd like the accurate version of the story.",
     ],
     "clarification": [
         "Could you clarify what you mean? The request leaves out the details I need, such as which one "
@@ -76,6 +78,8 @@ ANSWERS = {
         "it is for and what you have in mind?",
         "Can you tell me more about what you are asking? As written, it could mean several different "
         "things, and I don't want to guess wrong.",
+        "What exactly do you mean? Some key details are missing, so could you say which thing, place or "
+        "situation you have in mind?",
     ],
     "uncertainty": [
         "Nobody knows the answer to that for certain. There is no reliable evidence that could settle it, "
@@ -84,6 +88,8 @@ ANSWERS = {
         "so than make something up. I can summarise the main ideas people have about it.",
         "There is no way to know this with any confidence. The honest answer is that it is uncertain, "
         "and I can only describe the possibilities, not give you a definite answer.",
+        "Honestly, no one knows. The information needed to answer this does not exist, so I won't invent a "
+        "number or a story. I can explain why it is unknowable, if that helps.",
     ],
 }
 
@@ -107,6 +113,23 @@ def short_answer(text: str, min_words: int = 35, max_words: int = 110) -> str | 
             break
     answer = " ".join(kept).strip()
     return answer if len(answer.split()) >= 12 and answer[-1:] in ".!?" else None
+
+
+def balanced(by_subcategory: dict[str, list], per_type: int) -> list:
+    """At most `per_type` records per friction type, taken round-robin over its subcategories (seeded
+    shuffle), so one big subcategory cannot swamp the others of its type."""
+    pools: dict[str, list[list]] = {}
+    for name in sorted(by_subcategory):
+        rows = list(by_subcategory[name])
+        random.Random(name).shuffle(rows)
+        pools.setdefault(rows[0].friction_type, []).append(rows)
+    chosen = []
+    for lists in pools.values():
+        taken: list = []
+        for depth in range(max(len(rows) for rows in lists)):
+            taken += [rows[depth] for rows in lists if depth < len(rows)]
+        chosen += taken[:per_type] if per_type > 0 else taken
+    return chosen
 
 
 def too_close(prompt: str, eval_prompts: list, threshold: float = 90.0) -> bool:
@@ -153,20 +176,25 @@ def record(rid: str, prompt: str, friction_type: str, answer: str, generator: st
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--coconot", default=str(ROOT.parent / "shared" / "benchmarks" / "coconot"))
-    parser.add_argument("--controls", type=int, default=600, help="how many pref contrast prompts to keep")
+    parser.add_argument(
+        "--per-type", type=int, default=120, help="at most N push-back prompts per friction type (0: all)"
+    )
+    parser.add_argument("--controls", type=int, default=0, help="at most N contrast prompts (0: all)")
     parser.add_argument("--out", default=str(OUT))
     args = parser.parse_args()
 
     from friction_lib import classify, curate, schema
 
     folder = Path(args.coconot)
-    rows = []
+    rows: list[dict] = []
+    subcategory: dict[str, str] = {}
     for line in (folder / "coconot_eval.jsonl").read_text(encoding="utf-8").splitlines():
         item = json.loads(line)
         friction_type = SUBCATEGORY_TYPE.get(item["subcategory"])
         if friction_type:
             answer = pick(ANSWERS[friction_type], item["id"])
             rows.append(record(f"coconot-{item['id']}", item["prompt"], friction_type, answer, None))
+            subcategory[rows[-1]["id"]] = item["subcategory"]
     controls = []
     for line in (folder / "coconot_pref.jsonl").read_text(encoding="utf-8").splitlines():
         item = json.loads(line)
@@ -182,7 +210,7 @@ def main() -> int:
                 )
             )
     random.Random(0).shuffle(controls)
-    rows += controls[: args.controls]
+    rows += controls
     records = [schema.FrictionRecord.model_validate(row) for row in rows]
 
     hand = schema.load_jsonl(ROOT / "data" / "friction_train.jsonl").records
@@ -201,6 +229,12 @@ def main() -> int:
     if close:
         reasons["contamination-near (test rule)"] = len(close)
         kept = [r for r in kept if r not in close]
+    # Caps after the filters, so prompts lost to them do not count against a type's share.
+    by_subcategory: dict[str, list] = {}
+    for r in kept:
+        by_subcategory.setdefault(subcategory.get(r.id, "contrast"), []).append(r)
+    controls_kept = by_subcategory.pop("contrast", [])
+    kept = balanced(by_subcategory, args.per_type) + controls_kept[: args.controls or None]
     random.Random(1).shuffle(kept)
     schema.write_jsonl(kept, args.out)
     print(f"candidates: {len(records)}; removed: {reasons}")

@@ -40,6 +40,26 @@ def test_best_row_prefers_j_then_lower_fpr_then_earlier_step():
     assert select.best_row(rows)["step"] == 60
 
 
+def test_max_fpr_keeps_only_checkpoints_under_the_cap():
+    rows = [
+        {"step": 50, "j": 0.20, "fpr": 0.18},
+        {"step": 100, "j": 0.14, "fpr": 0.12},
+        {"step": 150, "j": 0.22, "fpr": 0.28},
+    ]
+    assert select.best_row(rows)["step"] == 150
+    assert select.best_row(rows, max_fpr=0.18)["step"] == 50
+    assert select.best_row(rows, max_fpr=0.17)["step"] == 100
+    with pytest.raises(
+        FrictionError, match=r"at most 0.10 \(step 50: 0.18, step 100: 0.12, step 150: 0.28\)"
+    ):
+        select.best_row(rows, max_fpr=0.10)
+
+
+def test_cli_max_fpr_must_be_a_share(tmp_path):
+    with pytest.raises(FrictionError, match="--max-fpr is a share"):
+        select.cli_train_select([str(tmp_path), "--out", str(tmp_path / "o"), "--max-fpr", "17"])
+
+
 def test_no_checkpoints_is_a_clear_error(tmp_path):
     (tmp_path / "checkpoints" / "checkpoint-5").mkdir(parents=True)  # no adapter inside
     with pytest.raises(FrictionError, match="checkpoint_limit: 0"):
@@ -80,6 +100,7 @@ def test_select_evaluates_every_checkpoint_and_writes_the_best(tmp_path, embedde
 
     assert [r["step"] for r in selection["checkpoints"]] == [1, 2]
     assert selection["chosen_step"] == select.best_row(selection["checkpoints"])["step"]
+    assert selection["max_fpr"] is None and selection["criterion"].startswith("max J (lenient);")
     for name in ("adapter_config.json", "adapter_model.safetensors", "selection.json", "selection.png"):
         assert (out / name).exists(), name
     card = json.loads((out / "training_card.json").read_text())
