@@ -105,11 +105,13 @@ def short_answer(text: str, min_words: int = 35, max_words: int = 110) -> str | 
     """The first sentences of a long helpful answer, Markdown flattened; None if nothing usable."""
     flat = " ".join(MARKDOWN_NOISE.sub("", line).strip() for line in text.splitlines() if line.strip())
     kept: list[str] = []
+    count = 0
     for sentence in SENTENCE_END.split(flat):
-        if sum(len(s.split()) for s in kept) + len(sentence.split()) > max_words:
+        count += len(sentence.split())
+        if count > max_words:
             break
         kept.append(sentence)
-        if sum(len(s.split()) for s in kept) >= min_words:
+        if count >= min_words:
             break
     answer = " ".join(kept).strip()
     return answer if len(answer.split()) >= 12 and answer[-1:] in ".!?" else None
@@ -132,14 +134,14 @@ def balanced(by_subcategory: dict[str, list], per_type: int) -> list:
     return chosen
 
 
-def too_close(prompt: str, eval_prompts: list, threshold: float = 90.0) -> bool:
+def too_close(prompt: str, eval_texts: list[str], threshold: float = 90.0) -> bool:
+    """The overlap rule of tests/test_schema.py; `eval_texts` are already `curate.normalise`d."""
     from rapidfuzz import fuzz
 
     from friction_lib.curate import normalise
 
     mine = normalise(prompt)
-    for other in eval_prompts:
-        theirs = normalise(other.text)
+    for theirs in eval_texts:
         score = fuzz.ratio(mine, theirs)
         if min(len(mine.split()), len(theirs.split())) >= 3:
             score = max(score, fuzz.token_set_ratio(mine, theirs))
@@ -154,12 +156,12 @@ def record(rid: str, prompt: str, friction_type: str, answer: str, generator: st
         "user_input": prompt.strip().strip('"').strip(),
         "friction_type": friction_type,
         "agents": [
-            {"agent_type": "problem_framer", "thought_stream": THOUGHT[friction_type], "friction_moments": []}
-            if friction_type == "none"
-            else {
+            {
                 "agent_type": "problem_framer",
                 "thought_stream": THOUGHT[friction_type],
-                "friction_moments": [{"type": friction_type, "marker": "the request"}],
+                "friction_moments": []
+                if friction_type == "none"
+                else [{"type": friction_type, "marker": "the request"}],
             }
         ],
         "final_answer": answer,
@@ -225,7 +227,8 @@ def main() -> int:
         if rid in new_ids:
             reasons[curate.reason_kind(reason)] = reasons.get(curate.reason_kind(reason), 0) + 1
     # Then the stricter rule of tests/test_schema.py::test_no_overlap_with_eval_prompts (no length blocking).
-    close = [r for r in kept if too_close(r.user_input, eval_prompts)]
+    eval_texts = [curate.normalise(p.text) for p in eval_prompts]
+    close = [r for r in kept if too_close(r.user_input, eval_texts)]
     if close:
         reasons["contamination-near (test rule)"] = len(close)
         kept = [r for r in kept if r not in close]
