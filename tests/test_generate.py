@@ -284,7 +284,9 @@ def test_canned_resume_n2_then_n3_adds_exactly_one(tmp_path):
     second = generate_records(3, "disagreement", out, responder=canned(), progress=False)
     assert (second.total_written, second.total_skipped, second.total_failed) == (1, 2, 0)
     ids = [r.id for r in load_jsonl(out, strict=True).records]
-    assert ids == [s.record_id for s in take_seeds("disagreement", 3)]
+    expected = [s.record_id for s in take_seeds("disagreement", 3)]
+    # records are appended as they finish (4 workers), so the first run's two may land in either order
+    assert sorted(ids[:2]) == sorted(expected[:2]) and ids[2:] == expected[2:]
 
 
 def test_canned_ctrl_c_halfway_then_rerun(tmp_path):
