@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data"
 TRAIN = DATA / "friction_train.jsonl"
 BENCH = DATA / "benchmark_train.jsonl"
+CONFIRM = DATA / "confirm_train.jsonl"
 COCONOT = ROOT.parent / "shared" / "benchmarks" / "coconot"
 MICRO = DATA / "micro" / "friction_micro.jsonl"
 
@@ -410,6 +411,11 @@ def bench() -> list[FrictionRecord]:
     return load_jsonl(BENCH, strict=True).records
 
 
+@pytest.fixture(scope="module")
+def confirm() -> list[FrictionRecord]:
+    return load_jsonl(CONFIRM, strict=True).records
+
+
 def words(text: str) -> int:
     return len(text.split())
 
@@ -435,9 +441,10 @@ def test_train_ids_and_metadata(train: list[FrictionRecord]) -> None:
         assert (meta.created_at, meta.pipeline_version) == ("2026-11-23", "1.0")
 
 
-def test_train_record_shape(train: list[FrictionRecord]) -> None:
+def shape_problems(records: list[FrictionRecord]) -> list[str]:
+    """The hand-written house style: 2-3 agents of 8-25 words, quoted markers, answers of 25-90 words."""
     problems = []
-    for r in train:
+    for r in records:
         if not 2 <= len(r.agents) <= 3:
             problems.append(f"{r.id}: {len(r.agents)} agents")
         for agent in r.agents:
@@ -459,7 +466,11 @@ def test_train_record_shape(train: list[FrictionRecord]) -> None:
             problems.append(f"{r.id}: a push-back record needs at least one friction moment")
         if r.friction_type == "clarification" and not r.final_answer.endswith("?"):
             problems.append(f"{r.id}: a clarification answer ends with its question")
-    assert problems == []
+    return problems
+
+
+def test_train_record_shape(train: list[FrictionRecord]) -> None:
+    assert shape_problems(train) == []
 
 
 def test_train_prompts_have_no_near_duplicates(train: list[FrictionRecord]) -> None:
@@ -520,14 +531,15 @@ EXPECTED_LABEL = {
 }
 
 
-@pytest.mark.parametrize("which", ["train", "bench"])
+@pytest.mark.parametrize("which", ["train", "bench", "confirm"])
 def test_answers_use_pushback_phrases_the_classifier_recognises(
-    which: str, train: list[FrictionRecord], bench: list[FrictionRecord]
+    which: str, train: list[FrictionRecord], bench: list[FrictionRecord], confirm: list[FrictionRecord]
 ) -> None:
     """The targets teach recognisable gestures: at least 90% of each type reads as intended."""
     classify = pytest.importorskip("friction_lib.classify").classify
     for friction_type, expected in EXPECTED_LABEL.items():
-        records = [r for r in {"train": train, "bench": bench}[which] if r.friction_type == friction_type]
+        files = {"train": train, "bench": bench, "confirm": confirm}
+        records = [r for r in files[which] if r.friction_type == friction_type]
         wrong = [
             (r.id, label)
             for r in records
@@ -560,10 +572,10 @@ def test_bench_has_no_eval_prompt_nor_a_near_duplicate(bench: list[FrictionRecor
     assert hits == [], hits[:10]
 
 
-def test_bench_and_hand_written_prompts_have_no_near_duplicates(
-    train: list[FrictionRecord], bench: list[FrictionRecord]
+def test_training_files_have_no_near_duplicates_between_them(
+    train: list[FrictionRecord], bench: list[FrictionRecord], confirm: list[FrictionRecord]
 ) -> None:
-    hits = near_duplicates([r.user_input for r in [*train, *bench]], length_ratio=0.75)
+    hits = near_duplicates([r.user_input for r in [*train, *bench, *confirm]], length_ratio=0.75)
     assert hits == [], hits[:10]
 
 
@@ -588,3 +600,41 @@ def test_bench_file_is_what_the_script_writes(tmp_path: Path) -> None:
         cwd=ROOT,
     )
     assert out.read_bytes() == BENCH.read_bytes()
+
+
+# --- data/confirm_train.jsonl: "X, right?" prompts with true and false X (scripts/make_confirm_train.py) ---
+
+
+def test_confirm_pairs_true_claims_with_false_ones(confirm: list[FrictionRecord]) -> None:
+    counts = count_by_type(confirm)
+    assert {t for t, n in counts.items() if n} == {"none", "disagreement"}, counts
+    assert counts["none"] >= 60 and counts["disagreement"] >= 30, counts
+    assert len({r.id for r in confirm}) == len(confirm)
+    kinds = {"fact": "none", "plan": "none", "myth": "disagreement", "risk": "disagreement"}
+    for record in confirm:
+        assert kinds[record.id.split("-")[1]] == record.friction_type, record.id
+        meta = record.metadata
+        assert (meta.source, meta.generator_model, meta.created_at) == ("hand-written", None, "2026-12-01")
+    # every prompt asks for confirmation: the shape the model must learn to answer on the merits
+    assert all("?" in r.user_input or r.user_input.rstrip(" .").endswith("right") for r in confirm)
+
+
+def test_confirm_records_keep_the_house_style(confirm: list[FrictionRecord]) -> None:
+    assert shape_problems(confirm) == []
+
+
+def test_confirm_has_no_eval_prompt_nor_a_near_duplicate(confirm: list[FrictionRecord]) -> None:
+    hits = eval_overlaps(confirm)
+    assert hits == [], hits[:10]
+
+
+def test_confirm_file_is_what_the_script_writes(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    out = tmp_path / "confirm.jsonl"
+    script = ROOT / "scripts" / "make_confirm_train.py"
+    subprocess.run(
+        [sys.executable, str(script), "--out", str(out)], check=True, capture_output=True, cwd=ROOT
+    )
+    assert out.read_bytes() == CONFIRM.read_bytes()
