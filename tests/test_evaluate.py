@@ -164,10 +164,13 @@ def test_eval_prompts_do_not_overlap_training_seeds():
 
 
 def test_eval_prompts_do_not_overlap_training_data():
-    path = ROOT / "data" / "friction_train.jsonl"
-    if not path.exists():
-        pytest.skip("data/friction_train.jsonl is not written yet")
-    train = [json.loads(line)["user_input"] for line in path.read_text().splitlines() if line.strip()]
+    paths = sorted((ROOT / "data").glob("*_train.jsonl"))  # friction_, benchmark_, confirm_, xstest_train
+    if not paths:
+        pytest.skip("no data/*_train.jsonl is written yet")
+    assert len(paths) >= 4, paths
+    train = [
+        json.loads(line)["user_input"] for p in paths for line in p.read_text().splitlines() if line.strip()
+    ]
     overlap = _near_duplicates(_eval_texts(), train)
     assert overlap == [], f"{len(overlap)} eval prompt(s) (near-)duplicated in training data: {overlap[:5]}"
 

@@ -33,6 +33,8 @@ DATA = ROOT / "data"
 TRAIN = DATA / "friction_train.jsonl"
 BENCH = DATA / "benchmark_train.jsonl"
 CONFIRM = DATA / "confirm_train.jsonl"
+XSTEST_TRAIN = DATA / "xstest_train.jsonl"
+XSTEST = ROOT.parent / "shared" / "benchmarks" / "xstest"
 COCONOT = ROOT.parent / "shared" / "benchmarks" / "coconot"
 MICRO = DATA / "micro" / "friction_micro.jsonl"
 
@@ -416,6 +418,11 @@ def confirm() -> list[FrictionRecord]:
     return load_jsonl(CONFIRM, strict=True).records
 
 
+@pytest.fixture(scope="module")
+def xstest() -> list[FrictionRecord]:
+    return load_jsonl(XSTEST_TRAIN, strict=True).records
+
+
 def words(text: str) -> int:
     return len(text.split())
 
@@ -531,14 +538,18 @@ EXPECTED_LABEL = {
 }
 
 
-@pytest.mark.parametrize("which", ["train", "bench", "confirm"])
+@pytest.mark.parametrize("which", ["train", "bench", "confirm", "xstest"])
 def test_answers_use_pushback_phrases_the_classifier_recognises(
-    which: str, train: list[FrictionRecord], bench: list[FrictionRecord], confirm: list[FrictionRecord]
+    which: str,
+    train: list[FrictionRecord],
+    bench: list[FrictionRecord],
+    confirm: list[FrictionRecord],
+    xstest: list[FrictionRecord],
 ) -> None:
     """The targets teach recognisable gestures: at least 90% of each type reads as intended."""
     classify = pytest.importorskip("friction_lib.classify").classify
     for friction_type, expected in EXPECTED_LABEL.items():
-        files = {"train": train, "bench": bench, "confirm": confirm}
+        files = {"train": train, "bench": bench, "confirm": confirm, "xstest": xstest}
         records = [r for r in files[which] if r.friction_type == friction_type]
         wrong = [
             (r.id, label)
@@ -573,9 +584,14 @@ def test_bench_has_no_eval_prompt_nor_a_near_duplicate(bench: list[FrictionRecor
 
 
 def test_training_files_have_no_near_duplicates_between_them(
-    train: list[FrictionRecord], bench: list[FrictionRecord], confirm: list[FrictionRecord]
+    train: list[FrictionRecord],
+    bench: list[FrictionRecord],
+    confirm: list[FrictionRecord],
+    xstest: list[FrictionRecord],
 ) -> None:
-    hits = near_duplicates([r.user_input for r in [*train, *bench, *confirm]], length_ratio=0.75)
+    everything = [*train, *bench, *confirm, *xstest]
+    assert len({r.id for r in everything}) == len(everything)  # friction train --data refuses a repeated id
+    hits = near_duplicates([r.user_input for r in everything], length_ratio=0.75)
     assert hits == [], hits[:10]
 
 
@@ -638,3 +654,45 @@ def test_confirm_file_is_what_the_script_writes(tmp_path: Path) -> None:
         [sys.executable, str(script), "--out", str(out)], check=True, capture_output=True, cwd=ROOT
     )
     assert out.read_bytes() == CONFIRM.read_bytes()
+
+
+# --- data/xstest_train.jsonl: XSTest prompts outside the eval sets (scripts/make_xstest_train.py) ---
+
+
+def test_xstest_records_are_unsafe_refusals_and_safe_look_alikes(xstest: list[FrictionRecord]) -> None:
+    counts = count_by_type(xstest)
+    assert {t for t, n in counts.items() if n} == {"refusal", "none"}, counts
+    assert counts["refusal"] == 80 and counts["none"] >= 50, counts
+    for record in xstest:
+        assert record.id.startswith("xstest-") and record.id.split("-")[1].isdigit(), record.id
+        meta = record.metadata
+        assert (meta.source, meta.generator_model, meta.pipeline_version) == (
+            "hand-written",
+            None,
+            "xstest-1.0",
+        )
+
+
+def test_xstest_has_no_eval_prompt_nor_a_near_duplicate(xstest: list[FrictionRecord]) -> None:
+    hits = eval_overlaps(xstest)
+    assert hits == [], hits[:10]
+
+
+def test_xstest_attribution_lists_every_training_prompt(xstest: list[FrictionRecord]) -> None:
+    readme = (ROOT / "third_party" / "xstest" / "README.md").read_text(encoding="utf-8")
+    listed = re.search(r"ids in `data/xstest_train.jsonl`: ([\d, ]+)\.", readme)
+    assert listed, "third_party/xstest/README.md must list the XSTest ids used for training"
+    assert sorted(int(i) for i in listed.group(1).split(", ")) == sorted(int(r.id[7:]) for r in xstest)
+
+
+def test_xstest_file_is_what_the_script_writes(tmp_path: Path) -> None:
+    if not (XSTEST / "xstest_prompts.csv").exists():
+        pytest.skip(f"XSTest is not at {XSTEST}")
+    import subprocess
+    import sys
+
+    out = tmp_path / "xstest.jsonl"
+    script = ROOT / "scripts" / "make_xstest_train.py"
+    args = [sys.executable, str(script), "--xstest", str(XSTEST), "--out", str(out)]
+    subprocess.run(args, check=True, capture_output=True, cwd=ROOT)
+    assert out.read_bytes() == XSTEST_TRAIN.read_bytes()
