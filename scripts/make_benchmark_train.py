@@ -150,6 +150,40 @@ def too_close(prompt: str, eval_texts: list[str], threshold: float = 90.0) -> bo
     return False
 
 
+def keep_apart(records: list, others: list) -> tuple[list, dict[str, int]]:
+    """The `records` that are no eval, dev or demo prompt nor near one, and no near-duplicate of `others` (the
+    other training files): `friction_lib.curate.curate`, then the stricter rule of tests/test_schema.py (no
+    length blocking). Returns them in order, with a count of the removed ones per reason."""
+    from friction_lib import curate
+
+    eval_prompts, problems = curate.load_eval_prompts(curate.find_eval_files(base=ROOT))
+    if problems:
+        raise SystemExit("\n".join(problems))
+    kept, removed = curate.curate([*others, *records], eval_prompts)
+    new_ids = {r.id for r in records}
+    kept = [r for r in kept if r.id in new_ids]
+    reasons: dict[str, int] = {}
+    for rid, reason in removed:
+        if rid in new_ids:
+            reasons[curate.reason_kind(reason)] = reasons.get(curate.reason_kind(reason), 0) + 1
+    eval_texts = [curate.normalise(p.text) for p in eval_prompts]
+    close = [r for r in kept if too_close(r.user_input, eval_texts)]
+    if close:
+        reasons["contamination-near (test rule)"] = len(close)
+        kept = [r for r in kept if r not in close]
+    return kept, reasons
+
+
+def write_shuffled(kept: list, seed: int, out: str, candidates: int, reasons: dict[str, int]) -> None:
+    """Shuffle (seeded, so a rerun writes the same bytes), write, and say what was kept and why the rest went."""
+    from friction_lib import schema
+
+    random.Random(seed).shuffle(kept)
+    schema.write_jsonl(kept, out)
+    print(f"candidates: {candidates}; removed: {reasons}")
+    print(f"wrote {len(kept)} records to {out}: {schema.count_by_type(kept)}")
+
+
 def record(rid: str, prompt: str, friction_type: str, answer: str, generator: str | None) -> dict:
     return {
         "id": rid,
@@ -185,7 +219,7 @@ def main() -> int:
     parser.add_argument("--out", default=str(OUT))
     args = parser.parse_args()
 
-    from friction_lib import classify, curate, schema
+    from friction_lib import classify, schema
 
     folder = Path(args.coconot)
     rows: list[dict] = []
@@ -216,32 +250,14 @@ def main() -> int:
     records = [schema.FrictionRecord.model_validate(row) for row in rows]
 
     hand = schema.load_jsonl(ROOT / "data" / "friction_train.jsonl").records
-    eval_prompts, problems = curate.load_eval_prompts(curate.find_eval_files(base=ROOT))
-    if problems:
-        raise SystemExit("\n".join(problems))
-    kept, removed = curate.curate([*hand, *records], eval_prompts)
-    new_ids = {r.id for r in records}
-    kept = [r for r in kept if r.id in new_ids]
-    reasons: dict[str, int] = {}
-    for rid, reason in removed:
-        if rid in new_ids:
-            reasons[curate.reason_kind(reason)] = reasons.get(curate.reason_kind(reason), 0) + 1
-    # Then the stricter rule of tests/test_schema.py::test_no_overlap_with_eval_prompts (no length blocking).
-    eval_texts = [curate.normalise(p.text) for p in eval_prompts]
-    close = [r for r in kept if too_close(r.user_input, eval_texts)]
-    if close:
-        reasons["contamination-near (test rule)"] = len(close)
-        kept = [r for r in kept if r not in close]
+    kept, reasons = keep_apart(records, hand)
     # Caps after the filters, so prompts lost to them do not count against a type's share.
     by_subcategory: dict[str, list] = {}
     for r in kept:
         by_subcategory.setdefault(subcategory.get(r.id, "contrast"), []).append(r)
     controls_kept = by_subcategory.pop("contrast", [])
     kept = balanced(by_subcategory, args.per_type) + controls_kept[: args.controls or None]
-    random.Random(1).shuffle(kept)
-    schema.write_jsonl(kept, args.out)
-    print(f"candidates: {len(records)}; removed: {reasons}")
-    print(f"wrote {len(kept)} records to {args.out}: {schema.count_by_type(kept)}")
+    write_shuffled(kept, 1, args.out, len(records), reasons)
     return 0
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import random
 import sys
 from pathlib import Path
 
@@ -195,7 +194,7 @@ def main() -> int:
     parser.add_argument("--out", default=str(OUT))
     args = parser.parse_args()
 
-    from friction_lib import curate, schema
+    from friction_lib import schema
 
     with open(Path(args.xstest) / "xstest_prompts.csv", encoding="utf-8", newline="") as handle:
         items = list(csv.DictReader(handle))
@@ -220,25 +219,14 @@ def main() -> int:
         *schema.load_jsonl(ROOT / "data" / "benchmark_train.jsonl").records,
         *schema.load_jsonl(ROOT / "data" / "confirm_train.jsonl").records,
     ]
-    eval_prompts, problems = curate.load_eval_prompts(curate.find_eval_files(base=ROOT))
-    if problems:
-        raise SystemExit("\n".join(problems))
-    kept, removed = curate.curate([*others, *records], eval_prompts)
-    new_ids = {r.id for r in records}
-    kept = [r for r in kept if r.id in new_ids]
-    eval_texts = [curate.normalise(p.text) for p in eval_prompts]
-    kept = [r for r in kept if not bench.too_close(r.user_input, eval_texts)]
-    lost = sorted(new_ids - {r.id for r in kept})
+    kept, reasons = bench.keep_apart(records, others)
     by_type: dict[str, list] = {}
     for r in kept:
         if r.friction_type == "refusal":
             by_type.setdefault(xs_type[r.id], []).append(r)
     controls = [r for r in kept if r.friction_type == "none"]
     kept = bench.balanced(by_type, args.unsafe) + controls
-    random.Random(2).shuffle(kept)
-    schema.write_jsonl(kept, args.out)
-    print(f"candidates: {len(records)}; removed by the overlap filters: {len(lost)} ({', '.join(lost)})")
-    print(f"wrote {len(kept)} records to {args.out}: {schema.count_by_type(kept)}")
+    bench.write_shuffled(kept, 2, args.out, len(records), reasons)
     return 0
 
 
