@@ -595,27 +595,21 @@ def test_training_files_have_no_near_duplicates_between_them(
     assert hits == [], hits[:10]
 
 
-def test_bench_file_is_what_the_script_writes(tmp_path: Path) -> None:
-    if not (COCONOT / "coconot_eval.jsonl").exists():
-        pytest.skip(f"CoCoNot is not at {COCONOT}")
+def script_output(tmp_path: Path, script: str, *args: str) -> bytes:
+    """What `scripts/<script>` writes with `args` and `--out` in tmp_path (the data files' reproduction tests)."""
     import subprocess
     import sys
 
-    out = tmp_path / "bench.jsonl"
-    subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "scripts" / "make_benchmark_train.py"),
-            "--coconot",
-            str(COCONOT),
-            "--out",
-            str(out),
-        ],
-        check=True,
-        capture_output=True,
-        cwd=ROOT,
-    )
-    assert out.read_bytes() == BENCH.read_bytes()
+    out = tmp_path / "out.jsonl"
+    command = [sys.executable, str(ROOT / "scripts" / script), *args, "--out", str(out)]
+    subprocess.run(command, check=True, capture_output=True, cwd=ROOT)
+    return out.read_bytes()
+
+
+def test_bench_file_is_what_the_script_writes(tmp_path: Path) -> None:
+    if not (COCONOT / "coconot_eval.jsonl").exists():
+        pytest.skip(f"CoCoNot is not at {COCONOT}")
+    assert script_output(tmp_path, "make_benchmark_train.py", "--coconot", str(COCONOT)) == BENCH.read_bytes()
 
 
 # --- data/confirm_train.jsonl: "X, right?" prompts with true and false X (scripts/make_confirm_train.py) ---
@@ -645,15 +639,7 @@ def test_confirm_has_no_eval_prompt_nor_a_near_duplicate(confirm: list[FrictionR
 
 
 def test_confirm_file_is_what_the_script_writes(tmp_path: Path) -> None:
-    import subprocess
-    import sys
-
-    out = tmp_path / "confirm.jsonl"
-    script = ROOT / "scripts" / "make_confirm_train.py"
-    subprocess.run(
-        [sys.executable, str(script), "--out", str(out)], check=True, capture_output=True, cwd=ROOT
-    )
-    assert out.read_bytes() == CONFIRM.read_bytes()
+    assert script_output(tmp_path, "make_confirm_train.py") == CONFIRM.read_bytes()
 
 
 # --- data/xstest_train.jsonl: XSTest prompts outside the eval sets (scripts/make_xstest_train.py) ---
@@ -688,11 +674,6 @@ def test_xstest_attribution_lists_every_training_prompt(xstest: list[FrictionRec
 def test_xstest_file_is_what_the_script_writes(tmp_path: Path) -> None:
     if not (XSTEST / "xstest_prompts.csv").exists():
         pytest.skip(f"XSTest is not at {XSTEST}")
-    import subprocess
-    import sys
-
-    out = tmp_path / "xstest.jsonl"
-    script = ROOT / "scripts" / "make_xstest_train.py"
-    args = [sys.executable, str(script), "--xstest", str(XSTEST), "--out", str(out)]
-    subprocess.run(args, check=True, capture_output=True, cwd=ROOT)
-    assert out.read_bytes() == XSTEST_TRAIN.read_bytes()
+    assert (
+        script_output(tmp_path, "make_xstest_train.py", "--xstest", str(XSTEST)) == XSTEST_TRAIN.read_bytes()
+    )
