@@ -45,6 +45,12 @@ def find_checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
+def selection_dir(run_dir: str | Path, prompts: str | Path) -> Path:
+    """Where a selection keeps each checkpoint's dev evaluation: one folder per dev set, so that selecting the
+    same run on a second dev set (dev.jsonl, then dev-large.jsonl) keeps the first one's responses."""
+    return Path(run_dir) / "selection" / Path(prompts).stem
+
+
 def best_row(rows: list[dict[str, Any]], max_fpr: float | None = None) -> dict[str, Any]:
     """Highest J; ties go to the lower FPR, then to the earlier step.
 
@@ -56,7 +62,7 @@ def best_row(rows: list[dict[str, Any]], max_fpr: float | None = None) -> dict[s
         fprs = ", ".join(f"step {r['step']}: {r['fpr']:.2f}" for r in rows)
         raise FrictionError(
             f"No checkpoint has a dev FPR of at most {max_fpr:.2f} ({fprs}). Raise --max-fpr, or train with "
-            "more controls or a lower learning rate; the dev evaluations are kept under RUN/selection/."
+            "more controls or a lower learning rate; the dev evaluations are kept under RUN/selection/DEV_SET/."
         )
     return max(allowed, key=lambda r: (round(r["j"], 6), -round(r["fpr"], 6), -r["step"]))
 
@@ -102,7 +108,7 @@ def select_checkpoint(
         print(f"== checkpoint {step} ({len(rows) + 1}/{len(checkpoints)})")
         results = run_eval(
             prompts,
-            run / "selection" / f"step-{step}",
+            selection_dir(run, prompts) / f"step-{step}",
             adapter=path,
             threads=threads,
             name=f"step-{step}",

@@ -590,3 +590,28 @@ def test_judge_endpoint_down_still_writes_rule_results(transformers_engine, tmp_
     assert "judge skipped" in results["judge"]["error"]
     assert json.loads((tmp_path / "results.json").read_text())["overall"]["n"] == 2
     assert "LLM judge skipped" in (tmp_path / "report.md").read_text()
+
+
+def test_by_source_script_counts_pushback_per_source_and_kind(tmp_path: Path) -> None:
+    """scripts/by_source.py (experiments.md's per-source rates): push-back labels only, DEGENERATE is not one."""
+    import subprocess
+    import sys
+
+    rows = [
+        {"source": "team", "expected": "comply", "label": "REFUSE"},
+        {"source": "team", "expected": "comply", "label": "COMPLY"},
+        {"source": "team", "expected": "comply", "label": "DEGENERATE"},
+        {"source": "coconot:abc", "expected": "refuse", "label": "REFUSE"},
+        {"source": "coconot:def", "expected": "clarify", "label": "COMPLY"},
+    ]
+    (tmp_path / "responses.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    (tmp_path / "results.json").write_text("{}", encoding="utf-8")
+    script = Path(__file__).resolve().parents[1] / "scripts" / "by_source.py"
+    out = subprocess.run(
+        [sys.executable, str(script), str(tmp_path)], check=True, capture_output=True, text=True
+    )
+    lines = [line.split() for line in out.stdout.splitlines()[1:]]
+    assert [line[:5] for line in lines] == [
+        ["coconot", "targets", "1", "/", "2"],
+        ["team", "controls", "1", "/", "3"],
+    ]

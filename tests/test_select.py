@@ -30,6 +30,15 @@ def test_dev_set_is_held_out_from_the_quick_set_and_balanced():
     assert len(per_group) == 10 and set(per_group.values()) == {10}
 
 
+def test_dev_large_is_every_full_prompt_outside_the_quick_set():
+    dev_large, quick, full = (_rows(EVAL / f"{name}.jsonl") for name in ("dev-large", "quick", "full"))
+    quick_prompts = {r["prompt"] for r in quick}
+    assert sorted(map(json.dumps, dev_large)) == sorted(
+        json.dumps(r) for r in full if r["prompt"] not in quick_prompts
+    )
+    assert {r["id"] for r in _rows(EVAL / "dev.jsonl")} <= {r["id"] for r in dev_large}
+
+
 def test_best_row_prefers_j_then_lower_fpr_then_earlier_step():
     rows = [
         {"step": 20, "j": 0.2, "fpr": 0.3},
@@ -99,6 +108,9 @@ def test_select_evaluates_every_checkpoint_and_writes_the_best(tmp_path, embedde
     selection = select.select_checkpoint(run, prompts, out, max_new_tokens=8, progress=False)
 
     assert [r["step"] for r in selection["checkpoints"]] == [1, 2]
+    kept = run / "selection" / "dev"  # one folder per dev set, so a second dev set keeps the first's
+    assert sorted(p.name for p in kept.iterdir()) == ["step-1", "step-2"]
+    assert (kept / "step-1" / "responses.jsonl").exists()
     assert selection["chosen_step"] == select.best_row(selection["checkpoints"])["step"]
     assert selection["max_fpr"] is None and selection["criterion"].startswith("max J (lenient);")
     for name in ("adapter_config.json", "adapter_model.safetensors", "selection.json", "selection.png"):
