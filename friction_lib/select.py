@@ -147,7 +147,7 @@ def _write_adapter(
     checkpoint: Path, run: Path, out: Path, selection: dict[str, Any], save_dtype: str
 ) -> None:
     """Adapter files (weights cast to `save_dtype`), the amended card, loss.png and the selection, atomically."""
-    from friction_lib.train import cast_adapter_weights
+    from friction_lib.adapters import cast_adapter_weights
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))

@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from friction_lib import evaluate  # noqa: E402
+from friction_lib import adapters, evaluate  # noqa: E402
 from friction_lib.classify import classify  # noqa: E402
 from friction_lib.engines import TransformersEngine  # noqa: E402
 
@@ -37,7 +37,7 @@ def bench_one(name: str, prompts: list, adapter: str | None, args: argparse.Name
     t0, c0 = time.perf_counter(), time.process_time()
     engine = TransformersEngine.load(args.model, adapter=adapter, batch_size=args.batch_size)
     if adapter and not args.no_merge:
-        engine.model = evaluate.merge_adapter_for_inference(engine.model)  # what `friction eval` does
+        engine.model = adapters.merge_for_inference(engine.model)  # what `friction eval` does
     load_s = time.perf_counter() - t0
     t1, c1 = time.perf_counter(), time.process_time()
     gens = engine.generate([p.prompt for p in prompts], max_new_tokens=args.max_new_tokens, progress=True)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from friction_lib import export  # noqa: E402
+from friction_lib import adapters, export  # noqa: E402
 from friction_lib.chat import build_messages  # noqa: E402
 
 PROMPT = "Explain in a few sentences why the sky is blue, and what would change on Mars."
@@ -81,7 +81,7 @@ def main() -> int:
         folder = Path(args.export) if args.export else None
         if folder is None:
             print("No --export given: exporting an untrained test adapter (f16, q8_0, q4_k_m) first ...")
-            adapter = export.make_test_adapter(Path(scratch) / "adapter")
+            adapter = adapters.make_test_adapter(Path(scratch) / "adapter")
             folder = export.export_adapter(
                 adapter, Path(scratch) / "export", quants="q8_0,q4_k_m", verify=False, progress=False
             ).out_dir

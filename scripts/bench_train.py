@@ -108,11 +108,11 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-train-"))
     print(f"machine: {os.cpu_count()} CPU(s), load average {os.getloadavg()[0]:.1f}; work dir {work}")
 
-    from friction_lib import train
+    from friction_lib import train, train_data
 
     config = train.make_config("cpu")
-    records = train.load_records(data)
-    n_train = len(train.split_records(records, config.eval_fraction, config.seed)[0])
+    records = train_data.load_records(data)
+    n_train = len(train_data.split_records(records, config.eval_fraction, config.seed)[0])
     per_epoch = train.steps_per_epoch(n_train, config)
     cards: dict[str, dict] = {}
 

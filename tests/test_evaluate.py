@@ -472,7 +472,7 @@ def test_merging_the_adapter_keeps_the_outputs(cpu_model):
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from friction_lib.evaluate import merge_adapter_for_inference
+    from friction_lib.adapters import merge_for_inference
 
     model, tokenizer = cpu_model
     lora = LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
@@ -480,7 +480,7 @@ def test_merging_the_adapter_keeps_the_outputs(cpu_model):
     ids = tokenizer("Why is the sky blue?", return_tensors="pt")["input_ids"]
     with torch.inference_mode():
         before, plain = tuned(ids).logits, model(ids).logits
-        merged = merge_adapter_for_inference(tuned)
+        merged = merge_for_inference(tuned)
         after = merged(ids).logits
     assert not hasattr(merged, "peft_config")
     assert not torch.allclose(before, plain, atol=1e-3)  # the adapter changes the outputs ...

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from friction_lib import export
+from friction_lib import adapters, export
 from friction_lib.chat import SYSTEM_PROMPT, build_messages, prompt_prefills_think, render_for_training
 from friction_lib.errors import FrictionError
 
@@ -264,7 +264,7 @@ def test_parameter_estimate_matches_the_real_model(cpu_model, embedded_model_dir
 
 @pytest.fixture(scope="module")
 def test_adapter(tmp_path_factory):
-    return export.make_test_adapter(tmp_path_factory.mktemp("adapter") / "adapter")
+    return adapters.make_test_adapter(tmp_path_factory.mktemp("adapter") / "adapter")
 
 
 def _edited_copy(adapter: Path, folder: Path, **changes) -> Path:
@@ -280,10 +280,10 @@ def _edited_copy(adapter: Path, folder: Path, **changes) -> Path:
 def test_mismatched_adapters_are_refused(test_adapter, tmp_path):
     wrong_rank = _edited_copy(test_adapter, tmp_path / "rank", r=16)
     with pytest.raises(FrictionError, match="does not match"):
-        export.merge_adapter(wrong_rank, "cpu", tmp_path / "m1")
+        adapters.merge_adapter(wrong_rank, "cpu", tmp_path / "m1")
     wrong_modules = _edited_copy(test_adapter, tmp_path / "modules", target_modules=["query_key_value"])
     with pytest.raises(FrictionError, match="does not match"):
-        export.merge_adapter(wrong_modules, "cpu", tmp_path / "m2")
+        adapters.merge_adapter(wrong_modules, "cpu", tmp_path / "m2")
     # Saved tensors whose names find no module: PEFT only warns; the export refuses.
     from safetensors.torch import load_file, save_file
 
@@ -295,7 +295,7 @@ def test_mismatched_adapters_are_refused(test_adapter, tmp_path):
         str(renamed / "adapter_model.safetensors"),
     )
     with pytest.raises(FrictionError, match="no matching module"):
-        export.merge_adapter(renamed, "cpu", tmp_path / "m3")
+        adapters.merge_adapter(renamed, "cpu", tmp_path / "m3")
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from friction_lib import schema, train
+from friction_lib import schema, train, train_data
 from friction_lib.chat import SYSTEM_PROMPT
 from friction_lib.errors import FrictionError
 from friction_lib.models import cuda_available
@@ -156,7 +156,7 @@ def test_describe_config_shows_every_knob():
 
 def test_labels_cover_the_assistant_turn_only(tok):
     messages = schema.to_messages(records(1)[0])
-    example = train.encode_example(tok, messages, max_length=512)
+    example = train_data.encode_example(tok, messages, max_length=512)
     labels, ids = example["labels"], example["input_ids"]
     assert len(labels) == len(ids)
     assert any(label != -100 for label in labels), "every label is masked: nothing would be learned"
@@ -167,12 +167,12 @@ def test_labels_cover_the_assistant_turn_only(tok):
     assert all(label == -100 for label in labels[:first]) and all(label != -100 for label in labels[first:])
     assert labels[first:] == ids[first:]
 
-    inside = train.loss_text(tok, example)
+    inside = train_data.loss_text(tok, example)
     assert REASONING in inside and ANSWER in inside and "<think>" in inside and "</think>" in inside
     assert inside.rstrip().endswith("<|im_end|>")  # the model learns to stop
     assert USER not in inside and SYSTEM_PROMPT not in inside and "user" not in inside.split("<think>")[0]
 
-    shown = train.show_label_mask(tok, example)
+    shown = train_data.show_label_mask(tok, example)
     assert REASONING in shown and ANSWER in shown
     assert USER not in shown and "thoughtful assistant" not in shown and "___" in shown
 
@@ -188,39 +188,41 @@ def test_reasoning_stays_in_the_loss_with_a_template_that_strips_think(tok):
         "{% else %}<|im_start|>Assistant: {{ m['content'].split('</think>')[-1] }}<|im_end|>{% endif %}{% endfor %}"
         "{% if add_generation_prompt %}<|im_start|>Assistant: <think>\n{% endif %}"
     )
-    example = train.encode_example(r1, schema.to_messages(records(1)[0]))
-    inside = train.loss_text(r1, example)
+    example = train_data.encode_example(r1, schema.to_messages(records(1)[0]))
+    inside = train_data.loss_text(r1, example)
     assert REASONING in inside and ANSWER in inside and "</think>" in inside
     assert USER not in inside
 
 
 def test_long_examples_are_cut_and_a_prompt_that_fills_max_length_is_an_error(tok):
-    example = train.encode_example(tok, schema.to_messages(records(1)[0]), max_length=60)
+    example = train_data.encode_example(tok, schema.to_messages(records(1)[0]), max_length=60)
     assert len(example["input_ids"]) == 60 and example["truncated"]
     with pytest.raises(FrictionError, match="max_length=20"):
-        train.encode_records(tok, records(1), max_length=20)
+        train_data.encode_records(tok, records(1), max_length=20)
 
 
 def test_reasoning_first_trains_only_the_decision_line(tok):
-    full, first = (train.encode_records(tok, records(1), 512, keep)[0][0] for keep in ("all", "first"))
-    inside_first = train.loss_text(tok, first)
+    full, first = (train_data.encode_records(tok, records(1), 512, keep)[0][0] for keep in ("all", "first"))
+    inside_first = train_data.loss_text(tok, first)
     assert REASONING in inside_first and ANSWER in inside_first
-    assert "Correct it briefly" not in inside_first and "Correct it briefly" in train.loss_text(tok, full)
+    assert "Correct it briefly" not in inside_first and "Correct it briefly" in train_data.loss_text(
+        tok, full
+    )
     assert len(first["input_ids"]) < len(full["input_ids"])
 
 
 def test_decision_rows_train_only_the_decision_on_extra_short_rows(tok):
-    (full,) = train.encode_records(tok, records(1), 512, "decision")[0]
-    rows, _ = train.encode_records(tok, records(1), 512, "decision", decision_rows=2)
+    (full,) = train_data.encode_records(tok, records(1), 512, "decision")[0]
+    rows, _ = train_data.encode_records(tok, records(1), 512, "decision", decision_rows=2)
     assert len(rows) == 3 and rows[0] == full and rows[1] == rows[2]
     short = rows[1]
     phrase = schema.DECISION_PHRASES["false_premise"]
-    assert train.loss_text(tok, short) == f"<think>\n{phrase}"  # nothing of the thought or the answer
+    assert train_data.loss_text(tok, short) == f"<think>\n{phrase}"  # nothing of the thought or the answer
     n = len(short["input_ids"])
     assert short["input_ids"] == full["input_ids"][:n] and short["labels"][:n] == full["labels"][:n]
     # with the relay's first line as the decision (reasoning: first), the row stops after that line
-    (first_short,) = train.encode_records(tok, records(1), 512, "first", decision_rows=1)[0][1:]
-    assert train.loss_text(tok, first_short) == f"<think>\n{REASONING}, number 0."
+    (first_short,) = train_data.encode_records(tok, records(1), 512, "first", decision_rows=1)[0][1:]
+    assert train_data.loss_text(tok, first_short) == f"<think>\n{REASONING}, number 0."
 
 
 def test_decision_rows_need_a_think_line():
@@ -235,13 +237,13 @@ def test_decision_rows_need_a_think_line():
 
 def test_split_is_seeded_90_10_and_disjoint():
     recs = records(40)
-    tr, ev = train.split_records(recs, 0.1, 42)
+    tr, ev = train_data.split_records(recs, 0.1, 42)
     assert (len(tr), len(ev)) == (36, 4)
     assert {r.id for r in tr}.isdisjoint({r.id for r in ev})
     assert {r.id for r in tr} | {r.id for r in ev} == {r.id for r in recs}
-    again = train.split_records(recs, 0.1, 42)[1]
+    again = train_data.split_records(recs, 0.1, 42)[1]
     assert [r.id for r in again] == [r.id for r in ev]
-    assert [r.id for r in train.split_records(recs, 0.1, 7)[1]] != [r.id for r in ev]
+    assert [r.id for r in train_data.split_records(recs, 0.1, 7)[1]] != [r.id for r in ev]
 
 
 def test_duplicate_prompts_never_straddle_the_split():
@@ -249,13 +251,13 @@ def test_duplicate_prompts_never_straddle_the_split():
         schema.FrictionRecord.model_validate(make_record(i, user=f"Question {i % 8}?")) for i in range(40)
     ]
     for seed in range(5):
-        tr, ev = train.split_records(recs, 0.1, seed)
+        tr, ev = train_data.split_records(recs, 0.1, seed)
         assert {r.user_input for r in tr}.isdisjoint({r.user_input for r in ev})
 
 
 def test_too_small_for_the_split():
     with pytest.raises(FrictionError, match="needs at least 10"):
-        train.split_records(records(5), 0.1, 42)
+        train_data.split_records(records(5), 0.1, 42)
 
 
 def _tiny_model(tok):
@@ -299,9 +301,9 @@ def _trainer(tok, config, tmp_path, rows_train, rows_eval):
 def test_sft_trainer_takes_exactly_our_kwargs_and_keeps_our_labels(tok, tmp_path, batching):
     """TRL 1.16 accepts every keyword we pass, and trains on the labels we built (not its own)."""
     config = train.make_config("cpu", batching=batching)
-    tr, ev = train.split_records(records(20), 0.1, 42)
-    rows_tr, _ = train.encode_records(tok, tr, config.max_length)
-    rows_ev, _ = train.encode_records(tok, ev, config.max_length)
+    tr, ev = train_data.split_records(records(20), 0.1, 42)
+    rows_tr, _ = train_data.encode_records(tok, tr, config.max_length)
+    rows_ev, _ = train_data.encode_records(tok, ev, config.max_length)
     kwargs, trainer = _trainer(tok, config, tmp_path, rows_tr, rows_ev)
     assert kwargs["activation_checkpointing"] is False and kwargs["bf16"] is False
     assert kwargs["eval_strategy"] == kwargs["save_strategy"] == "steps" and kwargs["load_best_model_at_end"]
@@ -330,7 +332,7 @@ def test_padding_free_batches_keep_sequences_apart(tok):
 
     torch.manual_seed(0)
     model = _tiny_model(tok).eval()
-    rows, _ = train.encode_records(tok, records(3), 512)
+    rows, _ = train_data.encode_records(tok, records(3), 512)
     rows[1] = {k: v[:-7] for k, v in rows[1].items()}  # different lengths, so the padded batch has padding
     padded = DataCollatorForLanguageModeling(pad_token_id=tok.pad_token_id)(rows)
     flat = DataCollatorForLanguageModeling(pad_token_id=tok.pad_token_id, padding_free=True)(rows)
@@ -394,9 +396,15 @@ def test_several_data_files_are_read_in_order_and_hash_like_their_concatenation(
     schema.write_jsonl([make_record(i) for i in range(3, 5)], second)
     both = tmp_path / "both.jsonl"
     both.write_bytes(first.read_bytes() + second.read_bytes())
-    assert [r.id for r in train.load_records([first, second])] == [f"t-{i:03d}" for i in range(5)]
-    assert [r.id for r in train.load_records([first, second], limit=4)] == [f"t-{i:03d}" for i in range(4)]
-    assert train.sha256_file([first, second]) == train.sha256_file(both) != train.sha256_file(first)
+    assert [r.id for r in train_data.load_records([first, second])] == [f"t-{i:03d}" for i in range(5)]
+    assert [r.id for r in train_data.load_records([first, second], limit=4)] == [
+        f"t-{i:03d}" for i in range(4)
+    ]
+    assert (
+        train_data.sha256_file([first, second])
+        == train_data.sha256_file(both)
+        != train_data.sha256_file(first)
+    )
 
 
 def test_an_id_in_two_data_files_names_both(tmp_path):
@@ -405,7 +413,7 @@ def test_an_id_in_two_data_files_names_both(tmp_path):
     schema.write_jsonl([make_record(i) for i in range(3)], first)
     schema.write_jsonl([make_record(2, user="Another question?")], second)
     with pytest.raises(FrictionError, match=r"b\.jsonl: record id 't-002' is also in .*a\.jsonl"):
-        train.load_records([first, second])
+        train_data.load_records([first, second])
 
 
 def test_cli_takes_several_data_files(tmp_path, monkeypatch):
@@ -544,7 +552,7 @@ def test_smoke_training_interrupted_then_resumed(tmp_path, embedded_model_dir):
     losses = [p["loss"] for p in card["losses"]["train"]]
     assert [p["step"] for p in card["losses"]["train"]] == [1, 2, 3]
     assert all(math.isfinite(x) for x in losses) and math.isfinite(card["final_eval_loss"])
-    assert card["dataset"]["records"] == 12 and card["dataset"]["sha256"] == train.sha256_file(data)
+    assert card["dataset"]["records"] == 12 and card["dataset"]["sha256"] == train_data.sha256_file(data)
     assert card["peak_memory"]["kind"] == "rss" and card["peak_memory"]["mib"] > 100
     assert card["tokens_per_second"] > 0 and card["versions"]["trl"]
     assert len(card["before_after"]) == 3
