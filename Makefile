@@ -77,6 +77,8 @@ eval: venv prepare
 	$(BIN)/friction eval --adapter models/friction-smollm2-135m --prompts data/eval/quick.jsonl --out runs/eval/fine-tuned --base-run runs/eval/base --overwrite
 	$(BIN)/friction eval compare runs/eval/base runs/eval/prompt-only runs/eval/fine-tuned --efficacy --out runs/eval/compare
 
+# --overwrite replaces export/smollm2 only if a `friction export` made it (it holds .friction-output.json);
+# an older folder without that marker is refused: delete it by hand once.
 export: venv prepare
 	$(BIN)/friction export --adapter models/friction-smollm2-135m --quant q8_0,q4_k_m --out export/smollm2 --overwrite
 

