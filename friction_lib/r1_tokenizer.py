@@ -102,7 +102,7 @@ def build_tokenizer(revision: str = "gguf") -> Any:
             pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=False),
         ]
     )
-    core.decoder = decoders.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=False)
+    core.decoder = decoders.ByteLevel()
     added = [
         AddedToken(tokens[i], special=kinds[i] == CONTROL, normalized=False)
         for i in range(len(tokens))
@@ -121,8 +121,8 @@ def build_tokenizer(revision: str = "gguf") -> Any:
         chat_template=chat_template(revision),
         clean_up_tokenization_spaces=False,
         model_max_length=int(meta["qwen2.context_length"]),
+        add_bos_token=bool(meta.get("tokenizer.ggml.add_bos_token", True)),
     )
-    tokenizer.add_bos_token = bool(meta.get("tokenizer.ggml.add_bos_token", True))
     return tokenizer
 
 
