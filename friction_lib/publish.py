@@ -20,14 +20,16 @@ import hashlib
 import json
 import os
 import random
+import re
 import shutil
-import tempfile
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from friction_lib.errors import FrictionError
+from friction_lib.files import MARKER, inside, made_by_tool, staged_folder
 from friction_lib.models import BASE_MODEL_IDS, PROFILES
 
 WHAT_CHOICES = ("adapter", "merged", "gguf")
@@ -43,6 +45,9 @@ TOKENIZER_FILES = (
     "special_tokens_map.json",
     "chat_template.jinja",
 )
+OLLAMA_NAME = re.compile(
+    r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
+)  # export.json's ollama_name goes into the card's commands
 TOKEN_HELP = (
     "Create a token with write access at https://huggingface.co/settings/tokens, then `export HF_TOKEN=hf_...` "
     "(on Colab: add a secret named HF_TOKEN). Without --push nothing is uploaded."
@@ -87,72 +92,117 @@ def default_stage_dir(repo_id: str, kind: str) -> Path:
     return (repo_root() or Path.cwd()) / "runs" / "hub" / f"{kind}-{repo_id.replace('/', '__')}"
 
 
-def _place(src: Path, dst: Path) -> None:
-    """Hard-link (no copy of multi-GB files) or copy."""
+# What a staged folder holds that is not uploaded: the tool's ownership marker and huggingface_hub's upload cache.
+UPLOAD_IGNORE = [".cache/**", MARKER]
+
+
+def check_stage(target: Path) -> None:
+    """A staging folder is replaced only if friction made it: a foreign --stage folder is refused."""
+    if target.exists() and not target.is_dir():
+        raise FrictionError(f"--stage {target} is a file, not a folder. Choose another --stage.")
+    if target.is_dir() and any(target.iterdir()) and not made_by_tool(target):
+        raise FrictionError(
+            f"--stage {target} already exists and was not made by friction (it has no {MARKER}), so it will "
+            "not be replaced. Choose a new or empty --stage folder, or move that one away."
+        )
+
+
+def _new_path(stage: Path, rel: str) -> Path:
+    """`stage / rel` for a file that must not exist yet; refused if it would leave the staging folder."""
+    dst = inside(stage, rel, "the staging plan")
     dst.parent.mkdir(parents=True, exist_ok=True)
+    return dst
+
+
+def _already_staged(rel: str) -> FrictionError:
+    return FrictionError(
+        f"Two files would be staged as {rel!r}; staging never overwrites a file. export.json names it twice "
+        "(or names a file the release writes itself): run `friction export` again."
+    )
+
+
+def stage_file(stage: Path, src: Path, rel: str) -> None:
+    """Hard-link (no copy of multi-GB files) or copy `src` to a new file `stage/rel`; never over an existing one."""
+    dst = _new_path(stage, rel)
     try:
         os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
+        return
+    except FileExistsError:
+        raise _already_staged(rel) from None
+    except OSError:  # another file system, or links not allowed: copy into a file that must be new
+        pass
+    try:
+        with open(src, "rb") as source, open(dst, "xb") as target:
+            shutil.copyfileobj(source, target, 1 << 20)
+    except FileExistsError:
+        raise _already_staged(rel) from None
+    shutil.copystat(src, dst)
 
 
-class Stage:
-    """A staging folder written into a temporary sibling and renamed into place on `commit()`."""
+def stage_text(stage: Path, rel: str, text: str) -> None:
+    """Write a new text file `stage/rel` (never over an existing one)."""
+    try:
+        with open(_new_path(stage, rel), "x", encoding="utf-8") as handle:
+            handle.write(text)
+    except FileExistsError:
+        raise _already_staged(rel) from None
 
-    def __init__(self, target: Path):
-        self.target = Path(target).resolve()
-        self.target.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.partial-", dir=self.target.parent))
 
-    def add_file(self, src: Path, rel: str) -> None:
-        _place(Path(src), self.tmp / rel)
-
-    def write_text(self, rel: str, text: str) -> None:
-        path = self.tmp / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-
-    def commit(self) -> Path:
-        if self.target.exists():
-            old = self.target.with_name(f".{self.target.name}.old-{os.getpid()}")
-            os.replace(self.target, old)
-            os.replace(self.tmp, self.target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(self.tmp, self.target)
-        return self.target
-
-    def discard(self) -> None:
-        shutil.rmtree(self.tmp, ignore_errors=True)
-
-    def __enter__(self) -> Stage:
-        return self
-
-    def __exit__(self, exc_type: object, *rest: object) -> None:
-        if exc_type is not None:
-            self.discard()
+def staged_files(folder: Path) -> list[Path]:
+    """The files of a staged folder that an upload sends (not the marker, not huggingface_hub's cache)."""
+    return sorted(
+        p for p in folder.rglob("*") if p.is_file() and ".cache" not in p.parts and p.name != MARKER
+    )
 
 
 def folder_listing(folder: Path) -> str:
-    rows = []
-    for path in sorted(p for p in folder.rglob("*") if p.is_file() and ".cache" not in p.parts):
-        rows.append(f"  {str(path.relative_to(folder)):<52} {path.stat().st_size / 2**20:9.2f} MB")
+    rows = [
+        f"  {str(p.relative_to(folder)):<52} {p.stat().st_size / 2**20:9.2f} MB" for p in staged_files(folder)
+    ]
     return "\n".join(rows)
 
 
+def hub_error(exc: Exception, endpoint: str, folder: Path, token: str) -> str:
+    """One line for a failed upload: what went wrong and the fix; the token never appears in it."""
+    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
+
+    detail = " ".join(str(exc).split()).replace(token, "hf_***")[:200] or type(exc).__name__
+    kept = f"The staged folder {folder} is kept: run the same command again to retry."
+    if isinstance(exc, OfflineModeIsEnabled):
+        return (
+            f"--push cannot upload while HF_HUB_OFFLINE is set. Run the command with HF_HUB_OFFLINE=0. {kept}"
+        )
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    if isinstance(exc, HfHubHTTPError) and status in (401, 403):
+        return f"The Hub at {endpoint} refused the token ({status}): it needs write access. {TOKEN_HELP}"
+    if isinstance(exc, HfHubHTTPError):
+        return f"The Hub at {endpoint} answered {status}: {detail}. {kept}"
+    return (
+        f"Could not reach the Hugging Face Hub at {endpoint} ({type(exc).__name__}: {detail}). Check the network "
+        f"connection (and HF_ENDPOINT if you set it). {kept}"
+    )
+
+
 def push_folder(folder: Path, repo_id: str, repo_type: str, public: bool, token: str, message: str) -> str:
-    """Create the repo (private unless public) and upload the staged folder; returns its URL."""
+    """Create the repo (private unless public) and upload the staged folder; returns its URL.
+
+    An unreachable hub, an offline setting or a refused token is a one-line FrictionError, never a traceback.
+    """
+    import httpx2
     from huggingface_hub import HfApi
 
     api = HfApi(token=token)
-    url = api.create_repo(repo_id, repo_type=repo_type, private=not public, exist_ok=True)
-    api.upload_folder(
-        repo_id=repo_id,
-        folder_path=str(folder),
-        repo_type=repo_type,
-        commit_message=message,
-        ignore_patterns=[".cache/**"],
-    )
+    try:
+        url = api.create_repo(repo_id, repo_type=repo_type, private=not public, exist_ok=True)
+        api.upload_folder(
+            repo_id=repo_id,
+            folder_path=str(folder),
+            repo_type=repo_type,
+            commit_message=message,
+            ignore_patterns=UPLOAD_IGNORE,
+        )
+    except (httpx2.HTTPError, OSError) as exc:
+        raise FrictionError(hub_error(exc, api.endpoint, folder, token)) from None
     return str(url)
 
 
@@ -499,6 +549,180 @@ def _usage_section(repo_id: str, base: str, layout: dict[str, str], manifest: di
 # --------------------------------------------------------------------------- model staging
 
 
+def check_what(what: Sequence[str]) -> list[str]:
+    chosen = list(dict.fromkeys(what))
+    unknown = [w for w in chosen if w not in WHAT_CHOICES]
+    if unknown or not chosen:
+        raise FrictionError(
+            f"Unknown --what {', '.join(unknown) or '(empty)'}. Valid: {', '.join(WHAT_CHOICES)}."
+        )
+    return chosen
+
+
+def _manifest_names(manifest: dict[str, Any], key: str) -> list[str]:
+    value = manifest.get(key)
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise FrictionError(
+            f"export.json: {key!r} should map names to file names. Run `friction export` again."
+        )
+    return list(value.values())
+
+
+def read_export(export_dir: Path) -> dict[str, Any]:
+    """An export folder's export.json, checked: a known profile, and every path in it inside the folder.
+
+    Paths in export.json are data: `merged`, the `ggufs` and the `modelfiles` must name files inside the export
+    folder (no absolute paths, no `..`, no symlinks that lead out). `adapter` is provenance only and is never
+    followed to find files.
+    """
+    path = export_dir / "export.json"
+    if not path.is_file():
+        raise FrictionError(
+            f"{export_dir} is not an export folder (no export.json). Run `friction export` first."
+        )
+    try:
+        manifest = json.loads(inside(export_dir, "export.json", str(path)).read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise FrictionError(
+            f"{path} is damaged (not valid JSON: {exc}). Run `friction export` again."
+        ) from None
+    if not isinstance(manifest, dict) or manifest.get("profile") not in PROFILES:
+        raise FrictionError(
+            f"{path}: no known profile ({', '.join(PROFILES)}) in it. Run `friction export` again."
+        )
+    if not isinstance(manifest.get("merged"), str):
+        raise FrictionError(
+            f"{path}: 'merged' should name the merged model's folder. Run `friction export` again."
+        )
+    for name in [
+        manifest["merged"],
+        *_manifest_names(manifest, "ggufs"),
+        *_manifest_names(manifest, "modelfiles"),
+    ]:
+        inside(export_dir, name, str(path))
+    if not OLLAMA_NAME.fullmatch(str(manifest.get("ollama_name", "friction"))):
+        raise FrictionError(f"{path}: ollama_name {manifest['ollama_name']!r} is not a plain model name.")
+    return manifest
+
+
+@dataclass
+class ModelSources:
+    """What a model release is made from: the adapter and export folders, the card's inputs."""
+
+    profile: str
+    adapter: Path | None = None
+    export: Path | None = None
+    manifest: dict[str, Any] | None = None
+    training_card: dict[str, Any] = field(default_factory=dict)
+    results_path: Path | None = None
+    eval_results: dict[str, Any] | None = None
+    eval_runs: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def _check_inputs(what: list[str], adapter_dir: Path | None, export_dir: Path | None, manifest: Any) -> None:
+    if "adapter" in what and (adapter_dir is None or not (adapter_dir / "adapter_config.json").exists()):
+        recorded = f" export.json records {manifest['adapter']!r} (as provenance only, never followed)." if (
+            manifest and manifest.get("adapter")) else ""  # fmt: skip
+        raise FrictionError(
+            f"--what adapter needs --adapter DIR with adapter_config.json (got {adapter_dir}).{recorded}"
+        )
+    if ("merged" in what or "gguf" in what) and export_dir is None:
+        raise FrictionError("--what merged/gguf needs --export DIR (the folder `friction export` wrote).")
+
+
+def model_sources(
+    what: list[str],
+    adapter: str | Path | None,
+    export: str | Path | None,
+    eval_path: str | Path | None,
+    profile: str | None = None,
+) -> ModelSources:
+    """Check and read the inputs of a model release (the adapter only from --adapter, never from export.json)."""
+    from friction_lib.adapters import detect_profile, read_training_card
+
+    adapter_dir = Path(adapter) if adapter else None
+    export_dir = Path(export) if export else None
+    manifest = read_export(export_dir) if export_dir is not None else None
+    _check_inputs(what, adapter_dir, export_dir, manifest)
+    if profile is None:
+        profile = manifest["profile"] if manifest else detect_profile(adapter_dir) if adapter_dir else "cpu"
+    sources = ModelSources(profile, adapter_dir, export_dir, manifest)
+    sources.training_card = read_training_card(adapter_dir) if adapter_dir else {}
+    if not sources.training_card and export_dir is not None and (export_dir / "training_card.json").exists():
+        sources.training_card = json.loads(
+            inside(export_dir, "training_card.json", "the export folder").read_text()
+        )
+    near_adapter = [adapter_dir / "results.json", adapter_dir.parent / "eval"] if adapter_dir else []
+    sources.results_path, sources.eval_runs = find_eval_results(eval_path, *near_adapter)
+    if eval_path and sources.results_path is None:
+        raise FrictionError(
+            f"No fine-tuned results.json at {eval_path}. Pass the eval output folder (with a run of the adapter) "
+            "or the results.json itself."
+        )
+    sources.eval_results = _read_results(sources.results_path) if sources.results_path else None
+    return sources
+
+
+def model_layout(what: list[str], with_eval: bool) -> dict[str, str]:
+    """Where each part goes in the repository ("" is the root) and which part is at the root."""
+    layout: dict[str, str] = {}
+    if "adapter" in what:
+        layout["adapter"] = ""
+        layout["root"] = "adapter"
+    if "merged" in what:
+        layout["merged"] = "merged" if "adapter" in what else ""
+        layout.setdefault("root", "merged")
+    if "gguf" in what:
+        layout["gguf"] = "gguf"
+    if with_eval:
+        layout["eval"] = "eval"
+    return layout
+
+
+def _stage_adapter(stage: Path, adapter_dir: Path, profile: str) -> None:
+    for name in (*ADAPTER_FILES, *TOKENIZER_FILES):
+        if (adapter_dir / name).exists() and name != "adapter_config.json":
+            stage_file(stage, adapter_dir / name, name)
+    # The hub id of the base, not the trainer's local path (the Hub's model tree reads this field).
+    adapter_config = json.loads((adapter_dir / "adapter_config.json").read_text())
+    adapter_config["base_model_name_or_path"] = BASE_MODEL_IDS[profile]
+    stage_text(stage, "adapter_config.json", json.dumps(adapter_config, indent=2))
+
+
+def _stage_merged(stage: Path, export_dir: Path, manifest: dict[str, Any], into: str) -> None:
+    merged = inside(export_dir, manifest["merged"], "export.json")
+    if not merged.is_dir():
+        raise FrictionError(
+            f"{merged} (export.json's merged folder) is missing. Run `friction export` again."
+        )
+    for entry in sorted(merged.iterdir()):
+        path = inside(export_dir, Path(manifest["merged"]) / entry.name, "export.json's merged folder")
+        if path.is_file():
+            stage_file(stage, path, f"{into}/{entry.name}".lstrip("/"))
+
+
+def _stage_gguf(stage: Path, export_dir: Path, manifest: dict[str, Any]) -> dict[str, Any] | None:
+    """The GGUFs, their Modelfiles, export.json and verification.json into gguf/; returns the verification."""
+    names = [*_manifest_names(manifest, "ggufs"), *_manifest_names(manifest, "modelfiles"), "Modelfile"]
+    for name in names:
+        path = inside(export_dir, name, "export.json")
+        if not path.is_file():
+            raise FrictionError(
+                f"export.json names {name}, which is not in {export_dir}. Run `friction export` again."
+            )
+        stage_file(stage, path, f"gguf/{name}")
+    verification = None
+    for name in ("export.json", "verification.json"):
+        if not (export_dir / name).exists():
+            continue
+        data = json.loads(inside(export_dir, name, "the export folder").read_text(encoding="utf-8"))
+        if isinstance(data, dict) and data.get("adapter"):  # the local adapter path becomes its folder name
+            data["adapter"] = Path(str(data["adapter"])).name
+        stage_text(stage, f"gguf/{name}", json.dumps(data, indent=2, ensure_ascii=False))
+        verification = data if name == "verification.json" else None
+    return verification
+
+
 def stage_model(
     repo_id: str,
     what: Sequence[str],
@@ -510,112 +734,28 @@ def stage_model(
     dataset_repo: str | None = None,
 ) -> Path:
     """Write the exact folder `--push` would upload; returns it."""
-    from friction_lib.adapters import detect_profile, read_training_card
-
     check_repo_id(repo_id)
-    what = list(dict.fromkeys(what))
-    unknown = [w for w in what if w not in WHAT_CHOICES]
-    if unknown or not what:
-        raise FrictionError(
-            f"Unknown --what {', '.join(unknown) or '(empty)'}. Valid: {', '.join(WHAT_CHOICES)}."
-        )
-    adapter_dir = Path(adapter) if adapter else None
-    export_dir = Path(export) if export else None
-    manifest = None
-    if export_dir is not None:
-        if not (export_dir / "export.json").exists():
-            raise FrictionError(
-                f"{export_dir} is not an export folder (no export.json). Run `friction export` first."
-            )
-        manifest = json.loads((export_dir / "export.json").read_text())
-        if adapter_dir is None and manifest.get("adapter") and Path(manifest["adapter"]).exists():
-            adapter_dir = Path(manifest["adapter"])
-    if "adapter" in what and (adapter_dir is None or not (adapter_dir / "adapter_config.json").exists()):
-        raise FrictionError(
-            f"--what adapter needs --adapter DIR with adapter_config.json (got {adapter_dir})."
-        )
-    if ("merged" in what or "gguf" in what) and export_dir is None:
-        raise FrictionError("--what merged/gguf needs --export DIR (the folder `friction export` wrote).")
-    if profile is None:
-        profile = manifest["profile"] if manifest else detect_profile(adapter_dir) if adapter_dir else "cpu"
-    training_card = read_training_card(adapter_dir) if adapter_dir else {}
-    if not training_card and export_dir is not None and (export_dir / "training_card.json").exists():
-        training_card = json.loads((export_dir / "training_card.json").read_text())
-
-    layout: dict[str, str] = {}
-    if "adapter" in what:
-        layout["adapter"] = ""
-        layout["root"] = "adapter"
-    if "merged" in what:
-        layout["merged"] = "merged" if "adapter" in what else ""
-        layout.setdefault("root", "merged")
-    if "gguf" in what:
-        layout["gguf"] = "gguf"
-    results_path, eval_runs = find_eval_results(
-        eval_path,
-        *([adapter_dir / "results.json", adapter_dir.parent / "eval"] if adapter_dir else []),
-    )
-    if eval_path and results_path is None:
-        raise FrictionError(
-            f"No fine-tuned results.json at {eval_path}. Pass the eval output folder (with a run of the adapter) "
-            "or the results.json itself."
-        )
-    eval_results = _read_results(results_path) if results_path else None
-    if eval_results is not None:
-        layout["eval"] = "eval"
-
-    target = Path(stage_dir) if stage_dir else default_stage_dir(repo_id, "model")
-    with Stage(target) as stage:
-        if "adapter" in what:
-            assert adapter_dir is not None
-            for name in (*ADAPTER_FILES, *TOKENIZER_FILES):
-                if (adapter_dir / name).exists() and name != "adapter_config.json":
-                    stage.add_file(adapter_dir / name, name)
-            # The hub id of the base, not the trainer's local path (the Hub's model tree reads this field).
-            adapter_config = json.loads((adapter_dir / "adapter_config.json").read_text())
-            adapter_config["base_model_name_or_path"] = BASE_MODEL_IDS[profile]
-            stage.write_text("adapter_config.json", json.dumps(adapter_config, indent=2))
-        if "merged" in what:
-            assert export_dir is not None and manifest is not None
-            merged = export_dir / manifest["merged"]
-            for path in sorted(merged.iterdir()):
-                if path.is_file():
-                    stage.add_file(path, f"{layout['merged']}/{path.name}".lstrip("/"))
+    parts = check_what(what)
+    src = model_sources(parts, adapter, export, eval_path, profile)
+    layout = model_layout(parts, src.eval_results is not None)
+    target = (Path(stage_dir) if stage_dir else default_stage_dir(repo_id, "model")).resolve()
+    check_stage(target)
+    with staged_folder(target, "publish", overwrite=True) as stage:
+        if src.adapter is not None and "adapter" in parts:
+            _stage_adapter(stage, src.adapter, src.profile)
+        if src.export is not None and src.manifest is not None and "merged" in parts:
+            _stage_merged(stage, src.export, src.manifest, layout["merged"])
         verification = None
-        if "gguf" in what:
-            assert export_dir is not None and manifest is not None
-            names = [
-                *manifest["ggufs"].values(),
-                *manifest["modelfiles"].values(),
-                "Modelfile",
-                "export.json",
-            ]
-            if (export_dir / "verification.json").exists():
-                names.append("verification.json")
-                verification = json.loads((export_dir / "verification.json").read_text())
-            for name in names:
-                if name.endswith(".json"):  # the local adapter path becomes its folder name
-                    data = json.loads((export_dir / name).read_text())
-                    if data.get("adapter"):
-                        data["adapter"] = Path(data["adapter"]).name
-                    stage.write_text(f"gguf/{name}", json.dumps(data, indent=2, ensure_ascii=False))
-                else:
-                    stage.add_file(export_dir / name, f"gguf/{name}")
-        if results_path is not None:
-            stage.add_file(results_path, "eval/results.json")
+        if src.export is not None and src.manifest is not None and "gguf" in parts:
+            verification = _stage_gguf(stage, src.export, src.manifest)
+        if src.results_path is not None:
+            stage_file(stage, src.results_path, "eval/results.json")
         card = build_model_card(
-            repo_id,
-            profile,
-            training_card,
-            layout,
-            eval_results,
-            verification,
-            manifest,
-            dataset_repo,
-            eval_runs,
-        )
-        stage.write_text("README.md", str(card))
-        return stage.commit()
+            repo_id, src.profile, src.training_card, layout, src.eval_results, verification, src.manifest,
+            dataset_repo, src.eval_runs,
+        )  # fmt: skip
+        stage_text(stage, "README.md", str(card))
+    return target
 
 
 def publish_model(
@@ -655,7 +795,7 @@ def cli_publish(argv: list[str]) -> int:
         "--what", default="adapter", help=f"comma-separated: {', '.join(WHAT_CHOICES)} (default adapter)"
     )
     parser.add_argument(
-        "--adapter", help="adapter folder (default: the one named in the export's export.json)"
+        "--adapter", help="adapter folder (for --what adapter; the path in export.json is never followed)"
     )
     parser.add_argument("--export", help="export folder written by `friction export` (for merged, gguf)")
     parser.add_argument("--eval", help="eval output folder or results.json (for the card's eval table)")
@@ -861,15 +1001,14 @@ def stage_dataset(
     source = Path(data)
     records = load_jsonl(source, strict=True).records
     dataset = build_dataset(records, validation_fraction, seed)
-    target = Path(stage_dir) if stage_dir else default_stage_dir(repo_id, "dataset")
-    with Stage(target) as stage:
+    target = (Path(stage_dir) if stage_dir else default_stage_dir(repo_id, "dataset")).resolve()
+    check_stage(target)
+    with staged_folder(target, "data push", overwrite=True) as stage:
         for split, part in dataset.items():
-            path = stage.tmp / "data" / f"{split}-00000-of-00001.parquet"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            part.to_parquet(str(path))
+            part.to_parquet(str(_new_path(stage, f"data/{split}-00000-of-00001.parquet")))
         card = build_dataset_card(repo_id, dataset, source, license_id)
-        stage.write_text("README.md", str(card))
-        return stage.commit()
+        stage_text(stage, "README.md", str(card))
+    return target
 
 
 def push_dataset(
