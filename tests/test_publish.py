@@ -386,7 +386,6 @@ def test_dataset_dry_run_folder_loads_back_with_datasets(data_file, tmp_path):
     loaded = load_dataset(str(folder))  # what the Hub will show: the README's configs map the splits
     assert set(loaded) == {"train", "validation"}
     assert len(loaded["train"]) + len(loaded["validation"]) == 60
-    assert set(loaded["validation"]["friction_type"]) == set(FRICTION_TYPES)  # stratified
     assert not set(loaded["train"]["id"]) & set(loaded["validation"]["id"])
     row = loaded["train"][0]
     assert row["messages"][-1]["role"] == "assistant" and row["messages"][-1]["content"].startswith("<think>")
@@ -399,15 +398,36 @@ def test_dataset_dry_run_folder_loads_back_with_datasets(data_file, tmp_path):
         assert text in card.text, text
 
 
-def test_dataset_split_is_fixed_by_the_seed(data_file, tmp_path):
-    from friction_lib.schema import load_jsonl
+def test_the_hub_validation_split_is_the_one_training_holds_out(tmp_path):
+    """One split rule: `train_data.split_records`, so a prompt (case and spacing ignored) is on one side only."""
+    import pyarrow.parquet as pq
 
-    records = load_jsonl(data_file).records
-    first = publish.split_records(records, 0.2, seed=7)
-    again = publish.split_records(list(reversed(records)), 0.2, seed=7)
-    other = publish.split_records(records, 0.2, seed=8)
-    assert [r.id for r in first[1]] == [r.id for r in again[1]]
-    assert [r.id for r in first[1]] != [r.id for r in other[1]]
+    from friction_lib.schema import load_jsonl
+    from friction_lib.train_data import split_records
+
+    rows = [_record(i, FRICTION_TYPES[i % len(FRICTION_TYPES)]) for i in range(40)]
+    for i in range(0, 40, 4):  # every fourth record repeats the prompt before it, in other case and spacing
+        rows[i + 1]["user_input"] = "  " + rows[i]["user_input"].upper().replace(" ", "   ")
+    path = tmp_path / "friction.jsonl"
+    write_jsonl(rows, path)
+    folder = publish.stage_dataset(
+        "alice/d", path, stage_dir=tmp_path / "split", validation_fraction=0.2, seed=7
+    )
+    # the parquet files as written (load_dataset offline may answer from its cache of another folder of that name)
+    staged = {side: pq.read_table(folder / f"data/{side}-00000-of-00001.parquet").to_pydict()
+              for side in ("train", "validation")}  # fmt: skip
+    train, validation = split_records(load_jsonl(path).records, 0.2, seed=7)
+    assert staged["validation"]["id"] == [r.id for r in validation]
+    assert staged["train"]["id"] == [r.id for r in train]
+    prompts = {side: {" ".join(p.lower().split()) for p in staged[side]["user_input"]} for side in staged}
+    assert not prompts["train"] & prompts["validation"]
+    assert any(
+        p.isupper() for p in staged["validation"]["user_input"]
+    )  # a repeated prompt went with its twin
+    card = (folder / "README.md").read_text()
+    assert "the one `friction train` holds out" in card and "fraction 0.2, seed 7" in card
+    other = publish.build_dataset(load_jsonl(path).records, 0.2, seed=8)
+    assert other["validation"]["id"] != staged["validation"]["id"]  # the seed picks the split
 
 
 def test_cli_data_push_dry_run(data_file, tmp_path, capsys):
