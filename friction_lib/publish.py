@@ -180,6 +180,7 @@ def report(folder: Path, url: str | None, public: bool, push_command: str) -> No
 
 def hub_error(exc: Exception, endpoint: str, folder: Path, token: str) -> str:
     """One line for a failed upload: what went wrong and the fix; the token never appears in it."""
+    import httpx2
     from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 
     detail = " ".join(str(exc).split()).replace(token, "hf_***")[:200] or type(exc).__name__
@@ -193,10 +194,12 @@ def hub_error(exc: Exception, endpoint: str, folder: Path, token: str) -> str:
         return f"The Hub at {endpoint} refused the token ({status}): it needs write access. {TOKEN_HELP}"
     if isinstance(exc, HfHubHTTPError):
         return f"The Hub at {endpoint} answered {status}: {detail}. {kept}"
-    return (
-        f"Could not reach the Hugging Face Hub at {endpoint} ({type(exc).__name__}: {detail}). Check the network "
-        f"connection (and HF_ENDPOINT if you set it). {kept}"
-    )
+    if isinstance(exc, (httpx2.TransportError, ConnectionError, TimeoutError)):
+        return (
+            f"Could not reach the Hugging Face Hub at {endpoint} ({type(exc).__name__}: {detail}). Check the "
+            f"network connection (and HF_ENDPOINT if you set it). {kept}"
+        )
+    return f"The upload to {endpoint} failed ({type(exc).__name__}: {detail}). {kept}"
 
 
 def push_folder(folder: Path, repo_id: str, repo_type: str, public: bool, token: str, message: str) -> str:
