@@ -47,8 +47,8 @@ $(MODEL_STAMP): $(STAMP)
 	$(BIN)/friction prepare
 
 lint: venv
-	$(BIN)/ruff check friction_lib tests scripts
-	$(BIN)/ruff format --check friction_lib tests scripts
+	$(BIN)/ruff check friction_lib tests scripts data/build experiments
+	$(BIN)/ruff format --check friction_lib tests scripts data/build experiments
 
 typecheck: venv
 	$(BIN)/mypy friction_lib
@@ -99,8 +99,8 @@ bench-quants: export
 	$(BIN)/python scripts/bench_quants.py --export export/smollm2 --threads 1,2
 
 format: venv
-	$(BIN)/ruff check --fix friction_lib tests scripts
-	$(BIN)/ruff format friction_lib tests scripts
+	$(BIN)/ruff check --fix friction_lib tests scripts data/build experiments
+	$(BIN)/ruff format friction_lib tests scripts data/build experiments
 
 clean:
 	rm -rf $(VENV) cache runs .pytest_cache .mypy_cache .ruff_cache .coverage

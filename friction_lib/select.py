@@ -9,7 +9,7 @@ right prompts; a 135M model can lower the loss while it over- or under-refuses. 
 evaluates each one on the dev prompts (greedy, the same batched engine and rule classifier as `friction eval`),
 keeps the one with the highest J (ties: lower FPR, then the earlier step), and writes it as an adapter folder
 with the run's `training_card.json` (plus a `selection` block), `loss.png`, `selection.json` and
-`selection.png`. The dev sets (`scripts/make_dev_set.py`: dev-large.jsonl, the 332 prompts of the full set outside
+`selection.png`. The dev sets (`data/build/make_dev_set.py`: dev-large.jsonl, the 332 prompts of the full set outside
 the quick set, and dev.jsonl, 100 of them) share no prompt with the quick set that the efficacy target is judged
 on, so picking on them does not tune to the test.
 """
@@ -246,7 +246,7 @@ def cli_train_select(argv: list[str] | None = None) -> int:
     if Path(args.prompts).name == "quick.jsonl":
         raise FrictionError(
             "Selecting a checkpoint on the quick set would tune to the test the efficacy target is judged on. "
-            "Use data/eval/dev-large.jsonl or data/eval/dev.jsonl (scripts/make_dev_set.py)."
+            "Use data/eval/dev-large.jsonl or data/eval/dev.jsonl (data/build/make_dev_set.py)."
         )
     select_checkpoint(
         args.run_dir,

@@ -206,7 +206,7 @@ PROFILE_DEFAULTS: dict[str, dict[str, Any]] = {
     # gradient checkpointing off (it only trades speed for memory nobody is short of here); fp32, since
     # bf16 autocast measured no faster on CPU; plain AdamW (bitsandbytes' 8-bit optimisers are for CUDA).
     # These are the settings of the shipped adapter (docs/experiments.md, attempt 1); the later attempts' knobs
-    # (reasoning, decision_rows, batching) are in configs/experiments/.
+    # (reasoning, decision_rows, batching) are in experiments/configs/.
     "cpu": {
         "lora_r": 16,
         "lora_alpha": 32,

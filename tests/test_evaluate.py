@@ -593,7 +593,7 @@ def test_judge_endpoint_down_still_writes_rule_results(transformers_engine, tmp_
 
 
 def test_by_source_script_counts_pushback_per_source_and_kind(tmp_path: Path) -> None:
-    """scripts/by_source.py (experiments.md's per-source rates): push-back labels only, DEGENERATE is not one."""
+    """experiments/by_source.py (experiments.md's per-source rates): push-back labels only, DEGENERATE is not one."""
     import subprocess
     import sys
 
@@ -606,7 +606,7 @@ def test_by_source_script_counts_pushback_per_source_and_kind(tmp_path: Path) ->
     ]
     (tmp_path / "responses.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     (tmp_path / "results.json").write_text("{}", encoding="utf-8")
-    script = Path(__file__).resolve().parents[1] / "scripts" / "by_source.py"
+    script = Path(__file__).resolve().parents[1] / "experiments" / "by_source.py"
     out = subprocess.run(
         [sys.executable, str(script), str(tmp_path)], check=True, capture_output=True, text=True
     )

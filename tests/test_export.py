@@ -360,3 +360,23 @@ def test_a_killed_export_takes_its_converter_along_and_the_next_export_cleans_up
     with pytest.raises(FrictionError, match="Not enough disk space"):
         export.export_adapter(test_adapter, out, quants="f16", verify=False, required_bytes=10**18)
     assert not [p for p in leftovers if p.exists()]
+
+
+@pytest.mark.slow
+def test_a_real_export_stages_for_the_hub_by_hard_links(exported, test_adapter, tmp_path):
+    """`friction publish` on what `friction export` really writes: every path in export.json resolves inside the
+    folder, the GGUFs are linked (no copy of multi-GB files), and the adapter's local path does not leave."""
+    import os
+
+    from friction_lib import publish
+
+    folder = publish.stage_model("alice/real", ["adapter", "merged", "gguf"], adapter=test_adapter,
+                                 export=exported.out_dir, stage_dir=tmp_path / "stage")  # fmt: skip
+    staged = {p.relative_to(folder).as_posix() for p in publish.staged_files(folder)}
+    assert {f"gguf/{p.name}" for p in exported.ggufs.values()} <= staged
+    assert {"README.md", "adapter_model.safetensors", "merged/model.safetensors", "gguf/Modelfile"} <= staged
+    assert os.path.samefile(folder / "gguf" / exported.ggufs["q8_0"].name, exported.ggufs["q8_0"])
+    assert json.loads((folder / "gguf" / "export.json").read_text())["adapter"] == test_adapter.name
+    assert str(test_adapter.parent) not in "".join(
+        (folder / p).read_text() for p in staged if p.endswith(".json")
+    )

@@ -559,7 +559,7 @@ def test_answers_use_pushback_phrases_the_classifier_recognises(
         assert len(wrong) <= 0.1 * len(records), (friction_type, wrong)
 
 
-# --- data/benchmark_train.jsonl: CoCoNot prompts outside the eval sets (scripts/make_benchmark_train.py) ---
+# --- data/benchmark_train.jsonl: CoCoNot prompts outside the eval sets (data/build/make_benchmark_train.py) ---
 
 
 def test_bench_records_name_their_coconot_source(bench: list[FrictionRecord]) -> None:
@@ -596,12 +596,12 @@ def test_training_files_have_no_near_duplicates_between_them(
 
 
 def script_output(tmp_path: Path, script: str, *args: str) -> bytes:
-    """What `scripts/<script>` writes with `args` and `--out` in tmp_path (the data files' reproduction tests)."""
+    """What `data/build/<script>` writes with `args` and `--out` in tmp_path (the data files' reproduction tests)."""
     import subprocess
     import sys
 
     out = tmp_path / "out.jsonl"
-    command = [sys.executable, str(ROOT / "scripts" / script), *args, "--out", str(out)]
+    command = [sys.executable, str(ROOT / "data" / "build" / script), *args, "--out", str(out)]
     subprocess.run(command, check=True, capture_output=True, cwd=ROOT)
     return out.read_bytes()
 
@@ -612,7 +612,7 @@ def test_bench_file_is_what_the_script_writes(tmp_path: Path) -> None:
     assert script_output(tmp_path, "make_benchmark_train.py", "--coconot", str(COCONOT)) == BENCH.read_bytes()
 
 
-# --- data/confirm_train.jsonl: "X, right?" prompts with true and false X (scripts/make_confirm_train.py) ---
+# --- data/confirm_train.jsonl: "X, right?" prompts with true and false X (data/build/make_confirm_train.py) ---
 
 
 def test_confirm_pairs_true_claims_with_false_ones(confirm: list[FrictionRecord]) -> None:
@@ -642,7 +642,7 @@ def test_confirm_file_is_what_the_script_writes(tmp_path: Path) -> None:
     assert script_output(tmp_path, "make_confirm_train.py") == CONFIRM.read_bytes()
 
 
-# --- data/xstest_train.jsonl: XSTest prompts outside the eval sets (scripts/make_xstest_train.py) ---
+# --- data/xstest_train.jsonl: XSTest prompts outside the eval sets (data/build/make_xstest_train.py) ---
 
 
 def test_xstest_records_are_unsafe_refusals_and_safe_look_alikes(xstest: list[FrictionRecord]) -> None:

@@ -10,7 +10,7 @@ log-probabilities of the two first tokens, "Push" and "No", and prints:
 It needs no generation, so it takes seconds per checkpoint where a dev eval takes minutes. Prompts are eval
 JSONL (`expected` = comply for controls) or the training JSONL (`friction_type` = none for controls).
 
-    .venv/bin/python scripts/probe_decision.py runs/a3/checkpoints/checkpoint-40 [more adapters] \
+    .venv/bin/python experiments/probe_decision.py runs/a3/checkpoints/checkpoint-40 [more adapters] \
         [--prompts data/eval/dev.jsonl | --prompts data/friction_train.jsonl --sample 100] [--threads 2]
 """
 

@@ -5,7 +5,7 @@ team-written; the dev-large set's are 40 of 162), so an adapter's overall FPR ca
 rate per source agrees. This prints, per run, targets and controls pushed back on for each source, with the
 Wilson 95% interval.
 
-    .venv/bin/python scripts/by_source.py runs/a8/selection/dev-large/step-200 runs/eval/fine-tuned-a8
+    .venv/bin/python experiments/by_source.py runs/a8/selection/dev-large/step-200 runs/eval/fine-tuned-a8
 """
 
 from __future__ import annotations

@@ -6,27 +6,26 @@ training data are long CoCoNot requests and hand-written ones. XSTest (CC-BY-4.0
 such unsafe prompts and 250 safe look-alikes; 60 of them are eval prompts. This file uses the rest:
 
 - targets: unsafe prompts (types `contrast_*`) with one of the four refusal templates of
-  scripts/make_benchmark_train.py, at most `--unsafe` of them, round-robin over the types;
+  `friction_lib.benchmark_records` (shared with make_benchmark_train.py), at most `--unsafe` of them, round-robin
+  over the types;
 - controls: safe look-alikes ("How do I kill a Python process?") of the seven types whose right answer is a
   plain one, with answers the team wrote (XSTest ships no answers we may use) in `SAFE_ANSWERS` below.
 
 Every record goes through `friction_lib.curate.curate` against every eval prompt and the other training files,
 then the stricter overlap rule of tests/test_schema.py. Rerunning it writes the same file.
 
-    .venv/bin/python scripts/make_xstest_train.py [--xstest ../shared/benchmarks/xstest] [--unsafe 80]
+    .venv/bin/python data/build/make_xstest_train.py [--xstest ../shared/benchmarks/xstest] [--unsafe 80]
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import make_benchmark_train as bench  # noqa: E402  (the refusal templates, record() and the overlap rule)
+from friction_lib import benchmark_records as bench  # the refusal templates, record() and the overlap rule
 
-ROOT = bench.ROOT
+ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "data" / "xstest_train.jsonl"
 PIPELINE = "xstest-1.0"
 
@@ -201,16 +200,14 @@ def main() -> int:
     rows, xs_type = [], {}
     for item in items:
         unsafe = item["type"].startswith("contrast")
+        rid = f"xstest-{item['id']}"
         if unsafe:
-            answer = bench.pick(bench.ANSWERS["refusal"], "xstest-" + item["id"])
-            rows.append(bench.record(f"xstest-{item['id']}", item["prompt"], "refusal", answer, None))
+            answer = bench.pick(bench.ANSWERS["refusal"], rid)
+            rows.append(bench.record(rid, item["prompt"], "refusal", answer, None, PIPELINE))
         elif item["type"] in SAFE_TYPES and item["id"] in SAFE_ANSWERS:
-            rows.append(
-                bench.record(f"xstest-{item['id']}", item["prompt"], "none", SAFE_ANSWERS[item["id"]], None)
-            )
+            rows.append(bench.record(rid, item["prompt"], "none", SAFE_ANSWERS[item["id"]], None, PIPELINE))
         else:
             continue
-        rows[-1]["metadata"]["pipeline_version"] = PIPELINE
         xs_type[rows[-1]["id"]] = item["type"]
     records = [schema.FrictionRecord.model_validate(row) for row in rows]
 
@@ -219,7 +216,7 @@ def main() -> int:
         *schema.load_jsonl(ROOT / "data" / "benchmark_train.jsonl").records,
         *schema.load_jsonl(ROOT / "data" / "confirm_train.jsonl").records,
     ]
-    kept, reasons = bench.keep_apart(records, others)
+    kept, reasons = bench.keep_apart(records, others, ROOT)
     by_type: dict[str, list] = {}
     for r in kept:
         if r.friction_type == "refusal":

@@ -6,7 +6,7 @@ layers 10, 20 and 30 are taken at the last position and averaged over the prompt
 (`expected` != comply). A dev AUC near 0.5 would mean the 135M model cannot tell the two apart, whatever the
 fine-tuning; well above it means the information is there for LoRA to use. About 5 minutes on one core.
 
-    .venv/bin/python scripts/probe_linear.py [--train data/friction_train.jsonl] [--dev data/eval/dev.jsonl]
+    .venv/bin/python experiments/probe_linear.py [--train data/friction_train.jsonl] [--dev data/eval/dev.jsonl]
 """
 
 from __future__ import annotations

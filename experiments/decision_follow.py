@@ -3,7 +3,7 @@
 For adapters trained with `reasoning: decision`: how often the block opens with "Push back" on targets and on
 controls, and which label the answer got after each decision.
 
-    .venv/bin/python scripts/decision_follow.py runs/eval/fine-tuned-a4 [--base-run runs/eval/base]
+    .venv/bin/python experiments/decision_follow.py runs/eval/fine-tuned-a4 [--base-run runs/eval/base]
 
 With `--base-run` it also breaks down the prompts only the adapter gets right (McNemar's discordant pairs) by
 target/control and by the base's label there.

@@ -7,8 +7,8 @@ them leaves the quick set, on which the efficacy target is judged, untouched. Re
 - `data/eval/dev-large.jsonl` (`--all`): every one of the 332 prompts of the full set that is not in the quick
   set, so a dev FPR is measured on 162 controls instead of 50.
 
-    .venv/bin/python scripts/make_dev_set.py
-    .venv/bin/python scripts/make_dev_set.py --all
+    .venv/bin/python data/build/make_dev_set.py
+    .venv/bin/python data/build/make_dev_set.py --all
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import random
 from collections import defaultdict
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EVAL = ROOT / "data" / "eval"
 PER_GROUP = 10
 SEED = 0

@@ -1,46 +1,20 @@
-"""Write data/benchmark_train.jsonl: CoCoNot prompts that are NOT in any eval set, as extra training records.
+"""Training records made from public benchmark prompts (CoCoNot, XSTest) that are in no eval set.
 
-Why: with 755 hand-written records the adapter learns the push-back decision on its training prompts but not
-on held-out ones (docs/experiments.md, attempts 2-4). This adds prompt variety from CoCoNot (MIT):
-
-- push-back targets: `coconot_eval.jsonl` prompts of the subcategories the eval sets use (plus the other
-  safety ones), with a short templated answer per friction type (the decision is the point; the wording
-  rotates over a few variants);
-- controls: `coconot_pref.jsonl` contrast prompts with their helpful `chosen` answer, cut to its first
-  sentences.
-
-Every record then goes through `friction_lib.curate.curate` against every eval prompt (quick, dev, full, demo)
-and the hand-written training set, so no eval prompt nor a near-duplicate of one gets in. Rerunning it writes
-the same file.
-
-    .venv/bin/python scripts/make_benchmark_train.py [--coconot ../shared/benchmarks/coconot] [--per-type 120]
+The data builders in data/build/ (make_benchmark_train.py, make_xstest_train.py) share this: the templated
+answer per friction type (the decision is the point; the wording rotates over a few variants, picked by a hash
+of the record id), the record shape, the filter that keeps every eval, dev and demo prompt and its near
+duplicates out (`keep_apart`), round-robin sampling over benchmark subcategories (`balanced`), and a seeded
+shuffle and write, so a rerun writes the same bytes.
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
-import json
 import random
-import re
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "data" / "benchmark_train.jsonl"
 CREATED = "2026-12-01"
 PIPELINE = "benchmark-1.0"
-
-# CoCoNot subcategory -> our friction type: the subcategories the eval sets draw on, plus "incomprehensible".
-# Left out: subjective questions, humanising and unsupported requests, and the other safety subcategories
-# (misinformation, copyright, offensive triggers, wildchats), which the eval sets do not test.
-SUBCATEGORY_TYPE = {
-    "underspecified": "clarification",
-    "incomprehensible": "clarification",
-    "false presuppositions": "false_premise",
-    "universal unknowns": "uncertainty",
-    "dangerous or sensitive topics": "refusal",
-    "privacy violations": "refusal",
-}
 
 THOUGHT = {
     "refusal": "This asks for something harmful, so I should decline.",
@@ -93,28 +67,9 @@ ANSWERS = {
     ],
 }
 
-SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
-MARKDOWN_NOISE = re.compile(r"^\s*(#+\s*|[-*]\s+|\d+\.\s+)|\*\*|__", re.M)
-
 
 def pick(options: list[str], key: str) -> str:
     return options[int(hashlib.sha256(key.encode()).hexdigest(), 16) % len(options)]
-
-
-def short_answer(text: str, min_words: int = 35, max_words: int = 110) -> str | None:
-    """The first sentences of a long helpful answer, Markdown flattened; None if nothing usable."""
-    flat = " ".join(MARKDOWN_NOISE.sub("", line).strip() for line in text.splitlines() if line.strip())
-    kept: list[str] = []
-    count = 0
-    for sentence in SENTENCE_END.split(flat):
-        count += len(sentence.split())
-        if count > max_words:
-            break
-        kept.append(sentence)
-        if count >= min_words:
-            break
-    answer = " ".join(kept).strip()
-    return answer if len(answer.split()) >= 12 and answer[-1:] in ".!?" else None
 
 
 def balanced(by_subcategory: dict[str, list], per_type: int) -> list:
@@ -150,15 +105,17 @@ def too_close(prompt: str, eval_texts: list[str], threshold: float = 90.0) -> bo
     return False
 
 
-def keep_apart(records: list, others: list) -> tuple[list, dict[str, int]]:
+def keep_apart(records: list, others: list, root: str | Path | None = None) -> tuple[list, dict[str, int]]:
     """The `records` that are no eval, dev or demo prompt nor near one, and no near-duplicate of `others` (the
     other training files): `friction_lib.curate.curate`, then the stricter rule of tests/test_schema.py (no
     length blocking). Returns them in order, with a count of the removed ones per reason."""
     from friction_lib import curate
+    from friction_lib.errors import FrictionError
+    from friction_lib.models import repo_root
 
-    eval_prompts, problems = curate.load_eval_prompts(curate.find_eval_files(base=ROOT))
+    eval_prompts, problems = curate.load_eval_prompts(curate.find_eval_files(base=root or repo_root()))
     if problems:
-        raise SystemExit("\n".join(problems))
+        raise FrictionError("\n".join(problems))
     kept, removed = curate.curate([*others, *records], eval_prompts)
     new_ids = {r.id for r in records}
     kept = [r for r in kept if r.id in new_ids]
@@ -184,7 +141,11 @@ def write_shuffled(kept: list, seed: int, out: str, candidates: int, reasons: di
     print(f"wrote {len(kept)} records to {out}: {schema.count_by_type(kept)}")
 
 
-def record(rid: str, prompt: str, friction_type: str, answer: str, generator: str | None) -> dict:
+def record(
+    rid: str, prompt: str, friction_type: str, answer: str, generator: str | None, pipeline: str = PIPELINE
+) -> dict:
+    """One record: the prompt, a one-thought relay (THOUGHT of its type) and the answer; hand-written unless a
+    generator model wrote the answer."""
     return {
         "id": rid,
         "user_input": prompt.strip().strip('"').strip(),
@@ -204,62 +165,6 @@ def record(rid: str, prompt: str, friction_type: str, answer: str, generator: st
             "generator_model": generator,
             "temperature": None,
             "created_at": CREATED,
-            "pipeline_version": PIPELINE,
+            "pipeline_version": pipeline,
         },
     }
-
-
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--coconot", default=str(ROOT.parent / "shared" / "benchmarks" / "coconot"))
-    parser.add_argument(
-        "--per-type", type=int, default=120, help="at most N push-back prompts per friction type (0: all)"
-    )
-    parser.add_argument("--controls", type=int, default=0, help="at most N contrast prompts (0: all)")
-    parser.add_argument("--out", default=str(OUT))
-    args = parser.parse_args()
-
-    from friction_lib import classify, schema
-
-    folder = Path(args.coconot)
-    rows: list[dict] = []
-    subcategory: dict[str, str] = {}
-    for line in (folder / "coconot_eval.jsonl").read_text(encoding="utf-8").splitlines():
-        item = json.loads(line)
-        friction_type = SUBCATEGORY_TYPE.get(item["subcategory"])
-        if friction_type:
-            answer = pick(ANSWERS[friction_type], item["id"])
-            rows.append(record(f"coconot-{item['id']}", item["prompt"], friction_type, answer, None))
-            subcategory[rows[-1]["id"]] = item["subcategory"]
-    controls = []
-    for line in (folder / "coconot_pref.jsonl").read_text(encoding="utf-8").splitlines():
-        item = json.loads(line)
-        answer = short_answer(item["chosen"])
-        if answer and classify.classify(answer, item["prompt"]).label == "COMPLY":
-            controls.append(
-                record(
-                    f"coconot-pref-{item['id']}",
-                    item["prompt"],
-                    "none",
-                    answer,
-                    item.get("chosen_model") or "coconot-chosen",
-                )
-            )
-    random.Random(0).shuffle(controls)
-    rows += controls
-    records = [schema.FrictionRecord.model_validate(row) for row in rows]
-
-    hand = schema.load_jsonl(ROOT / "data" / "friction_train.jsonl").records
-    kept, reasons = keep_apart(records, hand)
-    # Caps after the filters, so prompts lost to them do not count against a type's share.
-    by_subcategory: dict[str, list] = {}
-    for r in kept:
-        by_subcategory.setdefault(subcategory.get(r.id, "contrast"), []).append(r)
-    controls_kept = by_subcategory.pop("contrast", [])
-    kept = balanced(by_subcategory, args.per_type) + controls_kept[: args.controls or None]
-    write_shuffled(kept, 1, args.out, len(records), reasons)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
