@@ -22,6 +22,7 @@ import argparse
 import hashlib
 import json
 import random
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,9 +93,28 @@ ANSWERS = {
     ],
 }
 
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+MARKDOWN_NOISE = re.compile(r"^\s*(#+\s*|[-*]\s+|\d+\.\s+)|\*\*|__", re.M)
+
 
 def pick(options: list[str], key: str) -> str:
     return options[int(hashlib.sha256(key.encode()).hexdigest(), 16) % len(options)]
+
+
+def short_answer(text: str, min_words: int = 35, max_words: int = 110) -> str | None:
+    """The first sentences of a long helpful answer, Markdown flattened; None if nothing usable."""
+    flat = " ".join(MARKDOWN_NOISE.sub("", line).strip() for line in text.splitlines() if line.strip())
+    kept: list[str] = []
+    count = 0
+    for sentence in SENTENCE_END.split(flat):
+        count += len(sentence.split())
+        if count > max_words:
+            break
+        kept.append(sentence)
+        if count >= min_words:
+            break
+    answer = " ".join(kept).strip()
+    return answer if len(answer.split()) >= 12 and answer[-1:] in ".!?" else None
 
 
 def balanced(by_subcategory: dict[str, list], per_type: int) -> list:
@@ -200,7 +220,6 @@ def main() -> int:
     args = parser.parse_args()
 
     from friction_lib import classify, schema
-    from friction_lib.curate import first_sentences
 
     folder = Path(args.coconot)
     rows: list[dict] = []
@@ -215,7 +234,7 @@ def main() -> int:
     controls = []
     for line in (folder / "coconot_pref.jsonl").read_text(encoding="utf-8").splitlines():
         item = json.loads(line)
-        answer = first_sentences(item["chosen"])
+        answer = short_answer(item["chosen"])
         if answer and classify.classify(answer, item["prompt"]).label == "COMPLY":
             controls.append(
                 record(
