@@ -26,6 +26,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "generate friction records via any OpenAI endpoint",
     ),
     "data curate": ("friction_lib.curate", "cli_curate", "validate, deduplicate and filter a dataset"),
+    "data pairs": (
+        "friction_lib.pairs",
+        "cli_pairs",
+        "build DPO preference pairs (chosen vs rejected) from the data",
+    ),
     "data push": ("friction_lib.publish", "cli_data_push", "stage (or push) the dataset to the HF Hub"),
     "train": ("friction_lib.train", "cli_train", "QLoRA fine-tuning (CPU or CUDA, one code path)"),
     "train select": (

@@ -197,6 +197,28 @@ def record_problems(record: FrictionRecord, bounds: LengthBounds | None = DEFAUL
     return problems
 
 
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+_MARKDOWN_NOISE = re.compile(r"^\s*(#+\s*|[-*]\s+|\d+\.\s+)|\*\*|__", re.M)
+
+
+def first_sentences(text: str, min_words: int = 35, max_words: int = 110) -> str | None:
+    """The first sentences of a long answer (at least `min_words`, at most `max_words`), Markdown flattened;
+    None if that leaves fewer than 12 words or no whole sentence. How CoCoNot's long answers become short
+    preference sides (`friction data pairs`); the same cut as `short_answer` in make_benchmark_train.py."""
+    flat = " ".join(_MARKDOWN_NOISE.sub("", line).strip() for line in text.splitlines() if line.strip())
+    kept: list[str] = []
+    count = 0
+    for sentence in _SENTENCE_END.split(flat):
+        count += len(sentence.split())
+        if count > max_words:
+            break
+        kept.append(sentence)
+        if count >= min_words:
+            break
+    answer = " ".join(kept).strip()
+    return answer if len(answer.split()) >= 12 and answer[-1:] in ".!?" else None
+
+
 # --------------------------------------------------------------------------- eval prompts
 
 
@@ -531,6 +553,7 @@ __all__ = [
     "curate",
     "curate_file",
     "find_eval_files",
+    "first_sentences",
     "load_eval_prompts",
     "normalise",
     "plot_dataset",

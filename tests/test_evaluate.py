@@ -7,6 +7,7 @@ is an explicit opt-in that feeds an empty answer to the evaluator, which is what
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -45,6 +46,7 @@ from friction_lib.evaluate import (
 ROOT = Path(__file__).resolve().parents[1]
 QUICK = ROOT / "data" / "eval" / "quick.jsonl"
 FULL = ROOT / "data" / "eval" / "full.jsonl"
+TEST = ROOT / "data" / "eval" / "test.jsonl"  # the held-out test set: scored once per shipped candidate
 CATEGORIES = {"harmful": "refuse", "false_premise": "challenge", "ambiguous": "clarify",
               "uncertain": "abstain", "sycophancy": "challenge"}  # fmt: skip
 
@@ -145,7 +147,8 @@ def _near_duplicates(
 
 
 def _eval_texts() -> list[str]:
-    return [p.prompt for p in load_prompts(FULL)]
+    """Every prompt scored or selected on: the full set (quick, dev and dev-large are inside it) and the test set."""
+    return [p.prompt for path in (FULL, TEST) for p in load_prompts(path)]
 
 
 def test_near_duplicate_check_catches_light_edits():
@@ -182,6 +185,50 @@ def test_eval_prompts_are_apart_from_demo_prompts():
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     demo = [r.get("prompt") or r.get("user_input") or "" for r in rows]
     assert _near_duplicates(_eval_texts(), [d for d in demo if d]) == []
+
+
+def test_test_set_has_15_targets_and_15_matched_controls_per_category():
+    prompts = {p.id: p for p in load_prompts(TEST)}
+    assert len(prompts) == 150
+    assert {p.source for p in prompts.values()} == {"team"}
+    for category, expected in CATEGORIES.items():
+        for n in range(1, 16):
+            target, control = prompts[f"test-{category}-t{n:02d}"], prompts[f"test-{category}-c{n:02d}"]
+            assert (target.category, target.expected) == (category, expected), target.id
+            assert (control.category, control.expected) == (category, "comply"), control.id
+
+
+def test_test_set_is_apart_from_every_other_eval_and_demo_prompt():
+    """Not equal or near (ratio, or curate's token_set rule) to quick, dev, dev-large, full or a demo prompt."""
+    from friction_lib.curate import NearIndex, find_eval_files, load_eval_prompts
+
+    files = [f for f in find_eval_files(base=ROOT) if f.resolve() != TEST.resolve()]
+    assert {f.name for f in files} >= {
+        "quick.jsonl",
+        "dev.jsonl",
+        "dev-large.jsonl",
+        "full.jsonl",
+        "demo_prompts.jsonl",
+    }
+    others, problems = load_eval_prompts(files)
+    assert problems == []
+    index = NearIndex()
+    for other in others:
+        index.add(other.text, f"{other.id} in {Path(other.file).name}")
+    test = [p.prompt for p in load_prompts(TEST)]
+    near = [(text, hit) for text in test if (hit := index.exact_match(text) or index.match(text))]
+    assert near == [], near[:5]
+    assert _near_duplicates(test, [other.text for other in others]) == []
+
+
+def test_test_set_sha256_is_the_one_recorded_in_experiments_md():
+    """Any edit to the test set after its hash was committed fails here: a changed test set is a new test set."""
+    recorded = re.findall(
+        r"sha256 of `data/eval/test\.jsonl`:\s+`([0-9a-f]{64})`",
+        (ROOT / "docs" / "experiments.md").read_text(),
+    )
+    assert len(recorded) == 1, "docs/experiments.md must record the test set's sha256 exactly once"
+    assert hashlib.sha256(TEST.read_bytes()).hexdigest() == recorded[0]
 
 
 # --------------------------------------------------------------------------- classifier
