@@ -204,7 +204,7 @@ _MARKDOWN_NOISE = re.compile(r"^\s*(#+\s*|[-*]\s+|\d+\.\s+)|\*\*|__", re.M)
 def first_sentences(text: str, min_words: int = 35, max_words: int = 110) -> str | None:
     """The first sentences of a long answer (at least `min_words`, at most `max_words`), Markdown flattened;
     None if that leaves fewer than 12 words or no whole sentence. How CoCoNot's long answers become short
-    preference sides (`friction data pairs`); the same cut as `short_answer` in make_benchmark_train.py."""
+    preference sides (`friction data pairs`) and short helpful answers (data/build/make_benchmark_train.py)."""
     flat = " ".join(_MARKDOWN_NOISE.sub("", line).strip() for line in text.splitlines() if line.strip())
     kept: list[str] = []
     count = 0

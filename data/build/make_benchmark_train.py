@@ -21,10 +21,10 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import re
 from pathlib import Path
 
 from friction_lib.benchmark_records import ANSWERS, balanced, keep_apart, pick, record, write_shuffled
+from friction_lib.curate import first_sentences
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "data" / "benchmark_train.jsonl"
@@ -40,25 +40,6 @@ SUBCATEGORY_TYPE = {
     "dangerous or sensitive topics": "refusal",
     "privacy violations": "refusal",
 }
-
-SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
-MARKDOWN_NOISE = re.compile(r"^\s*(#+\s*|[-*]\s+|\d+\.\s+)|\*\*|__", re.M)
-
-
-def short_answer(text: str, min_words: int = 35, max_words: int = 110) -> str | None:
-    """The first sentences of a long helpful answer, Markdown flattened; None if nothing usable."""
-    flat = " ".join(MARKDOWN_NOISE.sub("", line).strip() for line in text.splitlines() if line.strip())
-    kept: list[str] = []
-    count = 0
-    for sentence in SENTENCE_END.split(flat):
-        count += len(sentence.split())
-        if count > max_words:
-            break
-        kept.append(sentence)
-        if count >= min_words:
-            break
-    answer = " ".join(kept).strip()
-    return answer if len(answer.split()) >= 12 and answer[-1:] in ".!?" else None
 
 
 def main() -> int:
@@ -86,7 +67,7 @@ def main() -> int:
     controls = []
     for line in (folder / "coconot_pref.jsonl").read_text(encoding="utf-8").splitlines():
         item = json.loads(line)
-        answer = short_answer(item["chosen"])
+        answer = first_sentences(item["chosen"])
         if answer and classify.classify(answer, item["prompt"]).label == "COMPLY":
             controls.append(
                 record(
