@@ -37,6 +37,7 @@ from friction_lib.classify import (
     same_model,
     validate_xstest,
 )
+from friction_lib.engines import DEFAULT_TIMEOUT, add_timeout_argument
 from friction_lib.errors import FrictionError
 from friction_lib.files import write_atomic
 
@@ -180,12 +181,14 @@ def _model_identity(model: str, adapter: str | Path | None = None) -> str:
     return f"{name}+{suffix}" if suffix else name
 
 
-def _connect_judge(judge_url: str, judge_model: str | None, model_under_test: str) -> tuple[Any, str | None]:
+def _connect_judge(
+    judge_url: str, judge_model: str | None, model_under_test: str, timeout: float
+) -> tuple[Any, str | None]:
     """(engine, None) when the judge answers; (None, message) when it is down. Same model -> error."""
     from friction_lib.engines import OpenAIEngine
 
     try:
-        judge = OpenAIEngine(judge_url, model=judge_model, timeout=60.0, max_retries=1, concurrency=2)
+        judge = OpenAIEngine(judge_url, model=judge_model, timeout=timeout, max_retries=1, concurrency=2)
         if judge_model is not None:
             judge._first_model()  # is it up? Fail now, not after minutes of generation
     except FrictionError as exc:
@@ -230,6 +233,7 @@ def run_eval(
     threads: int | None = None,
     judge_url: str | None = None,
     judge_model: str | None = None,
+    judge_timeout: float = DEFAULT_TIMEOUT,
     base_run: str | Path | None = None,
     name: str | None = None,
     overwrite: bool = False,
@@ -257,7 +261,7 @@ def run_eval(
     identity = _model_identity(engine.model_name if engine is not None else model, adapter)
     judge, judge_error = (None, None)
     if judge_url:
-        judge, judge_error = _connect_judge(judge_url, judge_model, identity)
+        judge, judge_error = _connect_judge(judge_url, judge_model, identity, judge_timeout)
         if judge_error:
             print(f"friction eval: {judge_error}\nRule-based results will still be written.", file=sys.stderr)
     if threads:
@@ -754,6 +758,7 @@ def cli_eval(argv: list[str]) -> int:
     parser.add_argument("--base-run", help="an earlier run of the base model: adds the paired McNemar test")
     parser.add_argument("--judge-url", help="OpenAI-compatible endpoint of an LLM judge (a different model)")
     parser.add_argument("--judge-model", help="model name at --judge-url (default: the first it serves)")
+    add_timeout_argument(parser, "the judge (--judge-url)")
     parser.add_argument(
         "--name", help="run name in tables and plots (default: base, prompt-only or fine-tuned)"
     )
@@ -773,6 +778,7 @@ def cli_eval(argv: list[str]) -> int:
         threads=args.threads,
         judge_url=args.judge_url,
         judge_model=args.judge_model,
+        judge_timeout=args.timeout,
         base_run=args.base_run,
         name=args.name,
         overwrite=args.overwrite,

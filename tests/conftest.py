@@ -65,3 +65,35 @@ def llama_server() -> Iterator:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def silent_server() -> Iterator[str]:
+    """A real server on a free 127.0.0.1 port that accepts connections and never answers: yields its /v1 URL."""
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    listener.settimeout(0.2)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except OSError:  # the 0.2 s timeout, or the socket closed at teardown
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/v1"
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        for conn in held:
+            conn.close()
+        listener.close()

@@ -615,3 +615,17 @@ def test_by_source_script_counts_pushback_per_source_and_kind(tmp_path: Path) ->
         ["coconot", "targets", "1", "/", "2"],
         ["team", "controls", "1", "/", "3"],
     ]
+
+
+@pytest.mark.engine
+def test_silent_judge_is_skipped_after_timeout(transformers_engine, tmp_path, capsys, silent_server):
+    """A judge that accepts the connection and never answers is given up after `judge_timeout` (--timeout)."""
+    import time
+
+    started = time.monotonic()
+    results = run_eval(FOUR[:2], tmp_path, engine=transformers_engine, max_new_tokens=8, judge_url=silent_server,
+                       judge_model="judge", judge_timeout=1, progress=False)  # fmt: skip
+    assert time.monotonic() - started < 30
+    assert f"No answer from {silent_server} within 1 s" in capsys.readouterr().err
+    assert "judge skipped" in results["judge"]["error"]
+    assert json.loads((tmp_path / "results.json").read_text())["overall"]["n"] == 2
