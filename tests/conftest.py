@@ -67,6 +67,18 @@ def llama_server() -> Iterator:
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def demo_comparisons(embedded_model_dir):
+    """Two showcase prompts through base, prompted and tuned on the embedded model (loaded once)."""
+    from friction_lib import demo
+
+    prompts = demo.showcase(
+        demo.load_demo_prompts(ROOT / "data" / "demo_prompts.jsonl"), ["demo-fp-01", "demo-ctl-01"]
+    )
+    config = demo.DemoConfig(max_new_tokens=12)
+    return demo.compare(prompts, demo.DEFAULT_COLUMNS, config), config
+
+
 @pytest.fixture
 def silent_server() -> Iterator[str]:
     """A real server on a free 127.0.0.1 port that accepts connections and never answers: yields its /v1 URL."""
