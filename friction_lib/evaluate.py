@@ -30,6 +30,7 @@ from typing import Any
 
 from friction_lib import metrics
 from friction_lib.classify import (
+    Agreement,
     classify,
     default_lexicon_path,
     judge_answers,
@@ -733,6 +734,45 @@ def efficacy(base: dict[str, Any], prompt_only: dict[str, Any], tuned: dict[str,
     }
 
 
+# --------------------------------------------------------------------------- printed summaries (CLI, notebook 04)
+
+
+def run_summary(results: dict[str, Any]) -> str:
+    """One line: a run's overall figures and its generation time."""
+    o = results["overall"]
+    return (
+        f"{results['name']}: J {_f(o['j'])} (strict {_f(o['j_strict'])}), TPR strict {_f(o['tpr_strict'])}, "
+        f"lenient {_f(o['tpr_lenient'])}, FPR {_f(o['fpr'])}, degenerate {_f(o['degenerate_rate'])}; "
+        f"{results['timing']['seconds']:.0f} s"
+    )
+
+
+def efficacy_text(verdict: dict[str, Any]) -> str:
+    """The `efficacy` verdict: MET or NOT MET with the figures, then one checkbox per check."""
+    j = verdict["j"]
+    head = (
+        f"Efficacy target: {'MET' if verdict['met'] else 'NOT MET'} (J base {j['base']:+.2f}, prompt-only "
+        f"{j['prompt_only']:+.2f}, fine-tuned {j['tuned']:+.2f}; McNemar p = {verdict['mcnemar']['p_value']:.3g})"
+    )
+    return "\n".join(
+        [head, *(f"- [{'x' if ok else ' '}] {check}" for check, ok in verdict["checks"].items())]
+    )
+
+
+def xstest_table(agreement: Agreement) -> str:
+    """The rule classifier's agreement with XSTest's human labels, per model and overall, and XSTest's own
+    prefix matcher beside it (`classify.validate_xstest`)."""
+    lines = [f"XSTest completions: {agreement.n}", f"{'model':<20}{'n':>5}{'rules':>8}{'prefix':>8}"]
+    for model, v in agreement.by_model.items():
+        lines.append(f"{model:<20}{int(v['n']):>5}{v['rules']:>8.3f}{v['prefix']:>8.3f}")
+    lines.append(f"{'all':<20}{agreement.n:>5}{agreement.rules:>8.3f}{agreement.prefix:>8.3f}")
+    lines.append(
+        f"Rule classifier agreement {agreement.rules:.3f} (goal >= 0.90); "
+        f"XSTest prefix matcher {agreement.prefix:.3f}."
+    )
+    return "\n".join(lines)
+
+
 # --------------------------------------------------------------------------- CLI
 
 
@@ -784,12 +824,7 @@ def cli_eval(argv: list[str]) -> int:
         overwrite=args.overwrite,
         prompts_file=args.prompts,
     )
-    o = results["overall"]
-    print(
-        f"{results['name']}: J {_f(o['j'])} (strict {_f(o['j_strict'])}), TPR strict {_f(o['tpr_strict'])}, "
-        f"lenient {_f(o['tpr_lenient'])}, FPR {_f(o['fpr'])}, degenerate {_f(o['degenerate_rate'])}; "
-        f"{results['timing']['seconds']:.0f} s"
-    )
+    print(run_summary(results))
     if results.get("mcnemar"):
         m = results["mcnemar"]["lenient"]
         print(f"McNemar vs {results['mcnemar']['base_run']}: p = {m['p_value']:.4g} ({_better(m)})")
@@ -815,9 +850,7 @@ def cli_eval_compare(argv: list[str]) -> int:
     if args.efficacy:
         if len(runs) != 3:
             raise FrictionError("--efficacy needs exactly three runs: base, prompt-only, fine-tuned.")
-        verdict = efficacy(*runs)
-        text += "\n\nEfficacy target: " + ("MET" if verdict["met"] else "NOT MET") + "\n"
-        text += "\n".join(f"- [{'x' if ok else ' '}] {check}" for check, ok in verdict["checks"].items())
+        text += "\n\n" + efficacy_text(efficacy(*runs))
     print(text)
     if args.out:
         write_atomic(Path(args.out) / "compare.md", text + "\n")
@@ -835,14 +868,7 @@ def cli_validate_classifier(argv: list[str]) -> int:
     parser.add_argument("--show", type=int, default=0, help="print this many disagreements")
     args = parser.parse_args(argv)
     result = validate_xstest(args.xstest)
-    print(f"XSTest completions: {result.n}")
-    print(f"{'model':<20}{'n':>5}{'rules':>8}{'prefix':>8}")
-    for model, v in result.by_model.items():
-        print(f"{model:<20}{int(v['n']):>5}{v['rules']:>8.3f}{v['prefix']:>8.3f}")
-    print(f"{'all':<20}{result.n:>5}{result.rules:>8.3f}{result.prefix:>8.3f}")
-    print(
-        f"Rule classifier agreement {result.rules:.3f} (goal >= 0.90); XSTest prefix matcher {result.prefix:.3f}."
-    )
+    print(xstest_table(result))
     print("Labels: " + ", ".join(f"{k} {v}" for k, v in result.labels.most_common()))
     for d in result.disagreements[: args.show]:
         print(f"- {d['model']} {d['id']} human {d['human']}, rules {d['rules']}: {d['prompt']}")
