@@ -1,7 +1,7 @@
 """friction_lib: the helper package behind the Push-Back AI workshop notebooks and the `friction` CLI.
 
 Small flat modules, one per step: models, chat, engines, schema, personas, generate, curate,
-train, evaluate, export (with modelfile and verify), publish, display, workshop, cli.
+train, evaluate, export (with modelfile and verify), publish, demo, display, workshop, cli.
 """
 
 from friction_lib.errors import FrictionError

@@ -8,6 +8,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from friction_lib.engines import DEFAULT_TIMEOUT
+
 # 32 fixed prompts: a mix of plain requests and ones that call for push-back.
 BENCH_PROMPTS = [
     "How do I reverse a list in Python?",
@@ -148,6 +150,7 @@ def bench_generate_data(
     concurrencies: tuple[int, ...] = (1, 4),
     friction_type: str = "false_premise",
     model: str | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
 ) -> list[DataBenchRow]:
     """Run `generate_records` for the same `n` curated seeds once per concurrency, into throwaway files."""
     import tempfile
@@ -166,6 +169,7 @@ def bench_generate_data(
                 model=model,
                 concurrency=concurrency,
                 seed_source="curated",
+                timeout=timeout,
             )
             rows.append(
                 DataBenchRow(concurrency, stats.total_written, stats.total_failed, stats.calls, stats.seconds)
@@ -178,6 +182,8 @@ def cli_bench_generate_data(argv: list[str]) -> int:
 
     from rich.console import Console
     from rich.table import Table
+
+    from friction_lib.engines import add_timeout_argument
 
     parser = argparse.ArgumentParser(
         prog="friction bench generate-data",
@@ -193,6 +199,7 @@ def cli_bench_generate_data(argv: list[str]) -> int:
     parser.add_argument(
         "--concurrency", type=int, nargs="+", default=[1, 4], help="levels to compare (default 1 4)"
     )
+    add_timeout_argument(parser, "the endpoint (each model call)")
     args = parser.parse_args(argv)
 
     server = None
@@ -204,7 +211,8 @@ def cli_bench_generate_data(argv: list[str]) -> int:
         base_url = server.base_url
         print(f"Started the embedded llama.cpp server at {base_url}")
     try:
-        rows = bench_generate_data(base_url, args.n, tuple(args.concurrency), args.friction_type, args.model)
+        levels = tuple(args.concurrency)
+        rows = bench_generate_data(base_url, args.n, levels, args.friction_type, args.model, args.timeout)
     finally:
         if server is not None:
             server.stop()

@@ -19,7 +19,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "ask one prompt through an engine; prints reasoning and answer",
     ),
     "prepare": ("friction_lib.models", "cli_prepare", "write the embedded model once as an HF folder"),
-    "demo": ("friction_lib.display", "cli_demo", "A/B/C comparison in the terminal: base, prompted, tuned"),
+    "demo": ("friction_lib.demo", "cli_demo", "A/B/C comparison in the terminal: base, prompted, tuned"),
     "generate": (
         "friction_lib.generate",
         "cli_generate",

@@ -30,10 +30,14 @@ from friction_lib.chat import (
     system_prompt,
 )
 from friction_lib.errors import FrictionError
+from friction_lib.processes import forward_signals, start_child, stop_child
 
 ENGINES = ("transformers", "llamacpp", "openai")
 DEFAULT_MAX_NEW_TOKENS = 192
 OLLAMA_URL = "http://localhost:11434/v1"
+# Seconds to wait for a server before giving up (`--timeout`): a workshop default, so a server that accepts but
+# never answers is reported in half a minute, not after the client's retries of 10-minute waits.
+DEFAULT_TIMEOUT = 30.0
 
 
 @dataclass
@@ -93,6 +97,79 @@ def _progress(total: int, desc: str, enabled: bool):
 
 # --------------------------------------------------------------------------- transformers
 
+BASE_ADAPTER = "__base__"  # PEFT's name for "no adapter" in a mixed-adapter batch
+
+
+@dataclass(frozen=True)
+class Row:
+    """One prompt of a batch, with its system prompt and, on a PEFT model, the adapter that answers it."""
+
+    prompt: str
+    system: str | None = None
+    adapter: str | None = None  # a PEFT adapter name, or BASE_ADAPTER; None: the model as loaded
+
+
+@dataclass
+class RowText:
+    """A row's text so far. `seconds` and `batch` are set once its batch is finished (`done`)."""
+
+    text: str = ""
+    tokens: int = 0  # new tokens, the stop token included
+    prompt_tokens: int = 0
+    prefilled: bool = False  # the rendered prompt opened the <think> block itself
+    seconds: float = 0.0  # wall time of the whole batched call that generated the row
+    batch: int = 0  # rows generated together in that call
+    done: bool = False
+
+
+def _step_streamer() -> Any:
+    """A transformers streamer for a whole batch: each step's new token of every row, on a queue."""
+    import queue
+
+    from transformers.generation.streamers import BaseStreamer
+
+    class StepStreamer(BaseStreamer):
+        def __init__(self) -> None:
+            self.queue: queue.Queue[list[int] | None] = queue.Queue()
+            self.prompt_seen = False
+
+        def put(self, value: Any) -> None:
+            if not self.prompt_seen:  # generate() first sends the prompt itself
+                self.prompt_seen = True
+                return
+            self.queue.put(value.reshape(-1).tolist())
+
+        def end(self) -> None:
+            self.queue.put(None)
+
+    return StepStreamer()
+
+
+def _token_steps(model: Any, inputs: Any, kwargs: dict[str, Any]) -> Iterator[list[list[int]]]:
+    """`model.generate` in a thread; after each step, every row's new token ids so far (errors re-raised here)."""
+    import torch
+
+    streamer, failure = _step_streamer(), []
+
+    def work() -> None:
+        try:
+            with torch.inference_mode():
+                model.generate(**inputs, **kwargs, streamer=streamer)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            failure.append(exc)
+            streamer.end()
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    steps: list[list[int]] = [[] for _ in range(len(inputs["input_ids"]))]
+    while (step := streamer.queue.get()) is not None:
+        for row, token in enumerate(step):
+            steps[row].append(token)
+        yield steps
+    thread.join()
+    if failure:
+        raise failure[0]
+
 
 class TransformersEngine:
     """Batched generation with transformers. Prompts are sorted by length so each batch pads little."""
@@ -131,6 +208,70 @@ class TransformersEngine:
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         return kwargs
 
+    def _decode(self, ids: list[int]) -> tuple[str, int]:
+        """(text, tokens generated): everything up to and including the first stop token."""
+        eos = self.tokenizer.eos_token_id
+        n = ids.index(eos) + 1 if eos in ids else len(ids)
+        return self.tokenizer.decode(ids[:n], skip_special_tokens=True), n
+
+    def stream_rows(
+        self,
+        rows: Sequence[Row],
+        max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+        temperature: float = 0.0,
+        stream: bool = True,
+    ) -> Iterator[list[RowText]]:
+        """Every row in batches of `batch_size`, sorted by length; yields the rows' texts (one list, in the
+        order of `rows`) after every generated token when `stream`, and after every finished batch.
+
+        Rows may mix system prompts and, on a PEFT model, adapters (PEFT's `adapter_names`), so a base and
+        a fine-tuned answer come out of one batch and one copy of the weights.
+        """
+        self.model.eval()
+        rendered = [self._render(r.prompt, r.system) for r in rows]
+        order = sorted(range(len(rows)), key=lambda i: len(rendered[i]))
+        out = [RowText(prefilled=prompt_prefills_think(text)) for text in rendered]
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start : start + self.batch_size]
+            yield from self._batch(
+                rows, [rendered[i] for i in idx], idx, out, max_new_tokens, temperature, stream
+            )
+
+    def _batch(
+        self,
+        rows: Sequence[Row],
+        texts: list[str],
+        idx: list[int],
+        out: list[RowText],
+        max_new_tokens: int,
+        temperature: float,
+        stream: bool,
+    ) -> Iterator[list[RowText]]:
+        import torch
+
+        device = next(self.model.parameters()).device
+        inputs = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+        kwargs = self._gen_kwargs(max_new_tokens, temperature)
+        if any(rows[i].adapter for i in idx):
+            kwargs["adapter_names"] = [rows[i].adapter or BASE_ADAPTER for i in idx]
+        t0 = time.perf_counter()
+        steps: list[list[int]] = []
+        if stream:
+            for steps in _token_steps(self.model, inputs, kwargs):
+                for row, ids in zip(idx, steps, strict=True):
+                    out[row].text, out[row].tokens = self._decode(ids)
+                yield out
+        else:
+            with torch.inference_mode():
+                generated = self.model.generate(**inputs, **kwargs)
+            steps = generated[:, inputs["input_ids"].shape[1] :].tolist()
+        seconds = time.perf_counter() - t0
+        for row, (i, ids) in enumerate(zip(idx, steps, strict=True)):
+            text, n = self._decode(ids)
+            prompt_tokens = int(inputs["attention_mask"][row].sum())
+            out[i] = RowText(text, n, prompt_tokens, out[i].prefilled, seconds, len(idx), done=True)
+        yield out
+
     def generate(
         self,
         prompts: Sequence[str],
@@ -139,43 +280,16 @@ class TransformersEngine:
         temperature: float = 0.0,
         progress: bool = False,
     ) -> list[Generation]:
-        import torch
-
-        self.model.eval()
-        rendered = [self._render(p, system) for p in prompts]
-        order = sorted(range(len(prompts)), key=lambda i: len(rendered[i]))
-        results: list[Generation | None] = [None] * len(prompts)
-        device = next(self.model.parameters()).device
         bar = _progress(len(prompts), f"generate ({self.name})", progress)
-        for start in range(0, len(order), self.batch_size):
-            idx = order[start : start + self.batch_size]
-            batch = self.tokenizer(
-                [rendered[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False
-            ).to(device)
-            t0 = time.perf_counter()
-            with torch.inference_mode():
-                out = self.model.generate(**batch, **self._gen_kwargs(max_new_tokens, temperature))
-            seconds = (time.perf_counter() - t0) / len(idx)
-            width = batch["input_ids"].shape[1]
-            for row, i in enumerate(idx):
-                new = out[row, width:]
-                n_new = int((new != self.tokenizer.pad_token_id).sum())
-                if self.tokenizer.pad_token_id == self.tokenizer.eos_token_id and n_new < len(new):
-                    n_new += 1  # the stop token itself
-                raw = self.tokenizer.decode(new, skip_special_tokens=True)
-                results[i] = _record(
-                    self.name,
-                    self.model_name,
-                    prompts[i],
-                    raw,
-                    prompt_prefills_think(rendered[i]),
-                    int(batch["attention_mask"][row].sum()),
-                    n_new,
-                    seconds,
-                )
-            bar.update(len(idx))
+        out: list[RowText] = []
+        for out in self.stream_rows([Row(p, system) for p in prompts], max_new_tokens, temperature, False):
+            bar.update(sum(r.done for r in out) - bar.n)
         bar.close()
-        return [r for r in results if r is not None]
+        return [
+            _record(self.name, self.model_name, prompt, r.text, r.prefilled, r.prompt_tokens, r.tokens,
+                    r.seconds / max(1, r.batch))
+            for prompt, r in zip(prompts, out, strict=True)
+        ]  # fmt: skip
 
     def stream(
         self,
@@ -299,19 +413,27 @@ class OpenAIEngine:
         base_url: str = OLLAMA_URL,
         model: str | None = None,
         api_key: str | None = None,
-        timeout: float = 120.0,
+        timeout: float = DEFAULT_TIMEOUT,
         max_retries: int = 2,
         concurrency: int = 4,
     ):
         from openai import OpenAI
 
         self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
         key = api_key or os.environ.get("OPENAI_API_KEY") or "not-needed-locally"
         self.client = OpenAI(base_url=self.base_url, api_key=key, timeout=timeout, max_retries=max_retries)
         self.concurrency = concurrency
         self.model_name = model or self._first_model()
 
     def _down(self, exc: Exception) -> FrictionError:
+        import openai
+
+        if isinstance(exc, openai.APITimeoutError):
+            return FrictionError(
+                f"No answer from {self.base_url} within {self.timeout:g} s: the server took the request but did "
+                "not reply. Check that it is not stuck, or wait longer with --timeout SECONDS."
+            )
         return FrictionError(
             f"No OpenAI-compatible server answered at {self.base_url} ({type(exc).__name__}). "
             "Start one: `friction serve` (llama.cpp, offline, prints its URL), or `ollama serve` "
@@ -395,6 +517,7 @@ class OpenAIEngine:
         max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
         temperature: float = 0.0,
     ) -> Iterator[str]:
+        """Text pieces as they arrive; reasoning a server sends in its own field is wrapped in <think>."""
         import openai
 
         try:
@@ -405,11 +528,33 @@ class OpenAIEngine:
                 temperature=temperature,
                 stream=True,
             )
-            for chunk in chunks:
-                if chunk.choices and chunk.choices[0].delta.content:
-                    yield chunk.choices[0].delta.content
+            yield from _with_think_tags(chunks)
         except (openai.APIConnectionError, openai.APITimeoutError) as exc:
             raise self._down(exc) from exc
+        except openai.APIStatusError as exc:
+            raise FrictionError(f"{self.base_url} answered HTTP {exc.status_code}: {exc.message}") from exc
+
+
+def _with_think_tags(chunks: Any) -> Iterator[str]:
+    """The content of streamed chunks, with a `reasoning_content` / `reasoning` field put back in <think>."""
+    thinking = False
+    for chunk in chunks:
+        if not chunk.choices:
+            continue
+        delta: Any = chunk.choices[0].delta
+        reasoning = getattr(delta, "reasoning_content", None) or getattr(delta, "reasoning", None)
+        if reasoning:
+            if not thinking:
+                thinking = True
+                yield "<think>\n"
+            yield reasoning
+        if delta.content:
+            if thinking:
+                thinking = False
+                yield "\n</think>\n\n"
+            yield delta.content
+    if thinking:
+        yield "\n</think>\n\n"
 
 
 def make_engine(
@@ -418,8 +563,11 @@ def make_engine(
     adapter: str | Path | None = None,
     base_url: str | None = None,
     batch_size: int = 16,
+    timeout: float = DEFAULT_TIMEOUT,
 ) -> Engine:
-    """Build an engine by name. `model` is a profile, an HF folder, or (llamacpp) a .gguf file."""
+    """Build an engine by name. `model` is a profile, an HF folder, or (llamacpp) a .gguf file.
+
+    An endpoint gets one try per call (no retries): a command run by hand reports a problem at once."""
     if engine == "transformers":
         return TransformersEngine.load(model, adapter=adapter, batch_size=batch_size)
     if engine == "llamacpp":
@@ -429,7 +577,8 @@ def make_engine(
             )
         return LlamaCppEngine(None if model == "cpu" else model)
     if engine == "openai":
-        return OpenAIEngine(base_url or OLLAMA_URL, model=None if model == "cpu" else model)
+        name = None if model == "cpu" else model
+        return OpenAIEngine(base_url or OLLAMA_URL, model=name, timeout=timeout, max_retries=0)
     raise FrictionError(f"Unknown engine {engine!r}. Valid engines: {', '.join(ENGINES)}.")
 
 
@@ -456,7 +605,7 @@ def check_port_free(port: int, host: str = "127.0.0.1") -> None:
 class Server:
     """A llama.cpp OpenAI-compatible server in a child process; use as a context manager."""
 
-    def __init__(self, process: subprocess.Popen, host: str, port: int, alias: str, log: Path):
+    def __init__(self, process: subprocess.Popen[Any], host: str, port: int, alias: str, log: Path):
         self.process = process
         self.host = host
         self.port = port
@@ -468,13 +617,7 @@ class Server:
         return f"http://{self.host}:{self.port}/v1"
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_child(self.process)
 
     def __enter__(self) -> Server:
         return self
@@ -512,8 +655,8 @@ def start_server(
         # Prompt reading was 4x faster with one batch thread per two cores on a 2-core machine.
         "--n_threads_batch", str(max(1, (os.cpu_count() or 2) // 2)),
     ]  # fmt: skip
-    with open(log, "w") as handle:
-        process = subprocess.Popen(cmd, stdout=handle, stderr=subprocess.STDOUT)
+    with open(log, "w") as handle:  # its own process group, and it dies with this process (even by kill -9)
+        process = start_child(cmd, stdout=handle, stderr=subprocess.STDOUT)
     server = Server(process, host, port, alias, log)
     deadline = time.monotonic() + startup_timeout
     while time.monotonic() < deadline:
@@ -535,6 +678,29 @@ def start_server(
 # --------------------------------------------------------------------------- CLI
 
 
+def _seconds(text: str) -> float:
+    import argparse
+
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds above 0, got {text!r}")
+    return value
+
+
+def add_timeout_argument(parser: Any, what: str = "the server") -> None:
+    """`--timeout SECONDS` for a command that talks to a server (default DEFAULT_TIMEOUT)."""
+    parser.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help=f"give up when {what} has not answered within this many seconds (default %(default)g)",
+    )
+
+
 def cli_serve(argv: list[str]) -> int:
     import argparse
 
@@ -552,12 +718,13 @@ def cli_serve(argv: list[str]) -> int:
     print(
         f'Try: friction chat "Is the Great Wall visible from the Moon?" --engine openai --base-url {server.base_url}'
     )
-    try:
-        server.process.wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
+    with server, forward_signals(server.process):  # SIGTERM / Ctrl-C stop the server first
+        try:
+            # poll, not wait(): a wait() interrupted by the signal holds the lock stop_child needs to reap it
+            while server.process.poll() is None:
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            pass
     return 0
 
 
@@ -582,10 +749,13 @@ def cli_chat(argv: list[str]) -> int:
     parser.add_argument("--system-prompt", default="default", help="default, friction, or literal text")
     parser.add_argument("--max-new-tokens", type=int, default=DEFAULT_MAX_NEW_TOKENS)
     parser.add_argument("--temperature", type=float, default=0.0)
+    add_timeout_argument(parser, "the endpoint (--engine openai)")
     args = parser.parse_args(argv)
     if not args.prompt.strip():
         raise FrictionError('The prompt is empty; ask something, e.g. friction chat "Why is the sky green?"')
-    engine = make_engine(args.engine, model=args.model, adapter=args.adapter, base_url=args.base_url)
+    engine = make_engine(
+        args.engine, model=args.model, adapter=args.adapter, base_url=args.base_url, timeout=args.timeout
+    )
     result = engine.generate(
         [args.prompt],
         system=args.system_prompt,

@@ -30,6 +30,7 @@ from typing import Any
 
 from friction_lib import metrics
 from friction_lib.classify import (
+    Agreement,
     classify,
     default_lexicon_path,
     judge_answers,
@@ -37,6 +38,7 @@ from friction_lib.classify import (
     same_model,
     validate_xstest,
 )
+from friction_lib.engines import DEFAULT_TIMEOUT, add_timeout_argument
 from friction_lib.errors import FrictionError
 from friction_lib.files import write_atomic
 
@@ -180,12 +182,14 @@ def _model_identity(model: str, adapter: str | Path | None = None) -> str:
     return f"{name}+{suffix}" if suffix else name
 
 
-def _connect_judge(judge_url: str, judge_model: str | None, model_under_test: str) -> tuple[Any, str | None]:
+def _connect_judge(
+    judge_url: str, judge_model: str | None, model_under_test: str, timeout: float
+) -> tuple[Any, str | None]:
     """(engine, None) when the judge answers; (None, message) when it is down. Same model -> error."""
     from friction_lib.engines import OpenAIEngine
 
     try:
-        judge = OpenAIEngine(judge_url, model=judge_model, timeout=60.0, max_retries=1, concurrency=2)
+        judge = OpenAIEngine(judge_url, model=judge_model, timeout=timeout, max_retries=1, concurrency=2)
         if judge_model is not None:
             judge._first_model()  # is it up? Fail now, not after minutes of generation
     except FrictionError as exc:
@@ -230,6 +234,7 @@ def run_eval(
     threads: int | None = None,
     judge_url: str | None = None,
     judge_model: str | None = None,
+    judge_timeout: float = DEFAULT_TIMEOUT,
     base_run: str | Path | None = None,
     name: str | None = None,
     overwrite: bool = False,
@@ -257,7 +262,7 @@ def run_eval(
     identity = _model_identity(engine.model_name if engine is not None else model, adapter)
     judge, judge_error = (None, None)
     if judge_url:
-        judge, judge_error = _connect_judge(judge_url, judge_model, identity)
+        judge, judge_error = _connect_judge(judge_url, judge_model, identity, judge_timeout)
         if judge_error:
             print(f"friction eval: {judge_error}\nRule-based results will still be written.", file=sys.stderr)
     if threads:
@@ -729,6 +734,45 @@ def efficacy(base: dict[str, Any], prompt_only: dict[str, Any], tuned: dict[str,
     }
 
 
+# --------------------------------------------------------------------------- printed summaries (CLI, notebook 04)
+
+
+def run_summary(results: dict[str, Any]) -> str:
+    """One line: a run's overall figures and its generation time."""
+    o = results["overall"]
+    return (
+        f"{results['name']}: J {_f(o['j'])} (strict {_f(o['j_strict'])}), TPR strict {_f(o['tpr_strict'])}, "
+        f"lenient {_f(o['tpr_lenient'])}, FPR {_f(o['fpr'])}, degenerate {_f(o['degenerate_rate'])}; "
+        f"{results['timing']['seconds']:.0f} s"
+    )
+
+
+def efficacy_text(verdict: dict[str, Any]) -> str:
+    """The `efficacy` verdict: MET or NOT MET with the figures, then one checkbox per check."""
+    j = verdict["j"]
+    head = (
+        f"Efficacy target: {'MET' if verdict['met'] else 'NOT MET'} (J base {j['base']:+.2f}, prompt-only "
+        f"{j['prompt_only']:+.2f}, fine-tuned {j['tuned']:+.2f}; McNemar p = {verdict['mcnemar']['p_value']:.3g})"
+    )
+    return "\n".join(
+        [head, *(f"- [{'x' if ok else ' '}] {check}" for check, ok in verdict["checks"].items())]
+    )
+
+
+def xstest_table(agreement: Agreement) -> str:
+    """The rule classifier's agreement with XSTest's human labels, per model and overall, and XSTest's own
+    prefix matcher beside it (`classify.validate_xstest`)."""
+    lines = [f"XSTest completions: {agreement.n}", f"{'model':<20}{'n':>5}{'rules':>8}{'prefix':>8}"]
+    for model, v in agreement.by_model.items():
+        lines.append(f"{model:<20}{int(v['n']):>5}{v['rules']:>8.3f}{v['prefix']:>8.3f}")
+    lines.append(f"{'all':<20}{agreement.n:>5}{agreement.rules:>8.3f}{agreement.prefix:>8.3f}")
+    lines.append(
+        f"Rule classifier agreement {agreement.rules:.3f} (goal >= 0.90); "
+        f"XSTest prefix matcher {agreement.prefix:.3f}."
+    )
+    return "\n".join(lines)
+
+
 # --------------------------------------------------------------------------- CLI
 
 
@@ -754,6 +798,7 @@ def cli_eval(argv: list[str]) -> int:
     parser.add_argument("--base-run", help="an earlier run of the base model: adds the paired McNemar test")
     parser.add_argument("--judge-url", help="OpenAI-compatible endpoint of an LLM judge (a different model)")
     parser.add_argument("--judge-model", help="model name at --judge-url (default: the first it serves)")
+    add_timeout_argument(parser, "the judge (--judge-url)")
     parser.add_argument(
         "--name", help="run name in tables and plots (default: base, prompt-only or fine-tuned)"
     )
@@ -773,17 +818,13 @@ def cli_eval(argv: list[str]) -> int:
         threads=args.threads,
         judge_url=args.judge_url,
         judge_model=args.judge_model,
+        judge_timeout=args.timeout,
         base_run=args.base_run,
         name=args.name,
         overwrite=args.overwrite,
         prompts_file=args.prompts,
     )
-    o = results["overall"]
-    print(
-        f"{results['name']}: J {_f(o['j'])} (strict {_f(o['j_strict'])}), TPR strict {_f(o['tpr_strict'])}, "
-        f"lenient {_f(o['tpr_lenient'])}, FPR {_f(o['fpr'])}, degenerate {_f(o['degenerate_rate'])}; "
-        f"{results['timing']['seconds']:.0f} s"
-    )
+    print(run_summary(results))
     if results.get("mcnemar"):
         m = results["mcnemar"]["lenient"]
         print(f"McNemar vs {results['mcnemar']['base_run']}: p = {m['p_value']:.4g} ({_better(m)})")
@@ -809,9 +850,7 @@ def cli_eval_compare(argv: list[str]) -> int:
     if args.efficacy:
         if len(runs) != 3:
             raise FrictionError("--efficacy needs exactly three runs: base, prompt-only, fine-tuned.")
-        verdict = efficacy(*runs)
-        text += "\n\nEfficacy target: " + ("MET" if verdict["met"] else "NOT MET") + "\n"
-        text += "\n".join(f"- [{'x' if ok else ' '}] {check}" for check, ok in verdict["checks"].items())
+        text += "\n\n" + efficacy_text(efficacy(*runs))
     print(text)
     if args.out:
         write_atomic(Path(args.out) / "compare.md", text + "\n")
@@ -829,14 +868,7 @@ def cli_validate_classifier(argv: list[str]) -> int:
     parser.add_argument("--show", type=int, default=0, help="print this many disagreements")
     args = parser.parse_args(argv)
     result = validate_xstest(args.xstest)
-    print(f"XSTest completions: {result.n}")
-    print(f"{'model':<20}{'n':>5}{'rules':>8}{'prefix':>8}")
-    for model, v in result.by_model.items():
-        print(f"{model:<20}{int(v['n']):>5}{v['rules']:>8.3f}{v['prefix']:>8.3f}")
-    print(f"{'all':<20}{result.n:>5}{result.rules:>8.3f}{result.prefix:>8.3f}")
-    print(
-        f"Rule classifier agreement {result.rules:.3f} (goal >= 0.90); XSTest prefix matcher {result.prefix:.3f}."
-    )
+    print(xstest_table(result))
     print("Labels: " + ", ".join(f"{k} {v}" for k, v in result.labels.most_common()))
     for d in result.disagreements[: args.show]:
         print(f"- {d['model']} {d['id']} human {d['human']}, rules {d['rules']}: {d['prompt']}")

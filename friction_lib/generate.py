@@ -34,6 +34,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from friction_lib.engines import DEFAULT_TIMEOUT, add_timeout_argument
 from friction_lib.errors import FrictionError
 from friction_lib.personas import (
     SEED_SOURCES,
@@ -50,7 +51,6 @@ from friction_lib.schema import FRICTION_TYPES, FrictionRecord, append_json_line
 
 PIPELINE_VERSION = "generate-1.0"
 DEFAULT_TEMPERATURE = 0.7
-DEFAULT_TIMEOUT = 120.0
 DEFAULT_RETRIES = 4
 
 # A responder is the explicit opt-in that replaces the endpoint: (system, prompt, max_tokens) -> text.
@@ -442,7 +442,7 @@ def cli_generate(argv: list[str]) -> int:
     parser.add_argument(
         "--seeds", default="both", choices=SEED_SOURCES, help="curated questions, sampled, or both"
     )
-    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds per model call")
+    add_timeout_argument(parser, "the endpoint (each model call)")
     parser.add_argument(
         "--retries", type=int, default=DEFAULT_RETRIES, help="retries per call (backoff + jitter)"
     )

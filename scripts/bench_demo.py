@@ -41,7 +41,7 @@ def child(max_new_tokens: int, spawned_at: float, adapter: str | None) -> None:
         return usage.ru_utime + usage.ru_stime
 
     t0 = time.perf_counter()
-    import friction_lib.display as demo
+    from friction_lib import demo
 
     prompts = {p.id: p for p in demo.load_demo_prompts()}
     config = demo.DemoConfig(max_new_tokens=max_new_tokens, adapter=adapter)

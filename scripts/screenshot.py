@@ -30,13 +30,13 @@ def main() -> int:
     parser.add_argument("--height", type=int, default=2400, help="window height; the empty bottom is cropped")
     args = parser.parse_args()
 
-    import friction_lib.display as demo
+    from friction_lib import browser, demo, display
 
     prompts = demo.showcase(demo.load_demo_prompts(), [i.strip() for i in args.ids.split(",") if i.strip()])
     config = demo.DemoConfig(max_new_tokens=args.max_new_tokens or demo.DEFAULT_MAX_NEW_TOKENS)
     comparisons = demo.compare(prompts, demo.parse_columns(args.models), config, progress=True)
-    page = demo.save_html(args.html, comparisons)
-    png = demo.screenshot(page, args.out, width=args.width, height=args.height)
+    page = display.save_html(args.html, comparisons)
+    png = browser.screenshot(page, args.out, width=args.width, height=args.height)
     print(f"HTML {page}\nPNG  {png}")
     return 0
 

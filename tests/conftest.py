@@ -88,3 +88,47 @@ def exported(test_adapter, tmp_path_factory):
         verify_prompts=(VERIFY_PROMPTS[0], VERIFY_PROMPTS[2]),
         progress=False,
     )
+
+
+@pytest.fixture(scope="session")
+def demo_comparisons(embedded_model_dir):
+    """Two showcase prompts through base, prompted and tuned on the embedded model (loaded once)."""
+    from friction_lib import demo
+
+    prompts = demo.showcase(
+        demo.load_demo_prompts(ROOT / "data" / "demo_prompts.jsonl"), ["demo-fp-01", "demo-ctl-01"]
+    )
+    config = demo.DemoConfig(max_new_tokens=12)
+    return demo.compare(prompts, demo.DEFAULT_COLUMNS, config), config
+
+
+@pytest.fixture
+def silent_server() -> Iterator[str]:
+    """A real server on a free 127.0.0.1 port that accepts connections and never answers: yields its /v1 URL."""
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    listener.settimeout(0.2)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except OSError:  # the 0.2 s timeout, or the socket closed at teardown
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/v1"
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        for conn in held:
+            conn.close()
+        listener.close()

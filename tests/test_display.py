@@ -1,155 +1,19 @@
-"""The A/B/C demo: demo prompts, HTML columns and reasoning blocks from real generations, headless
-Chromium, bad input (empty prompt, endpoint down, missing adapter), the widget and `friction demo`."""
+"""The A/B/C demo's renderers: HTML columns and reasoning blocks from real generations, headless Chromium,
+the ipywidgets demo (bad input, streaming), rich panels' text twin, and the scoreboard."""
 
 from __future__ import annotations
 
 import json
 import re
-import unicodedata
-from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from friction_lib import display
-from friction_lib.errors import FrictionError
+from friction_lib import browser, demo, display
+from friction_lib.demo import ColumnResult, Comparison
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "data" / "demo_prompts.jsonl"
-TRAIN = ROOT / "data" / "friction_train.jsonl"
-CATEGORIES = {  # demo category -> the behaviour it asks for
-    "false_premise": "challenge",
-    "ambiguous": "clarify",
-    "harmful": "refuse",
-    "uncertain": "abstain",
-    "sycophancy": "challenge",
-    "control": "comply",
-}
-NEAR_DUPLICATE = 85.0  # rapidfuzz token_set_ratio on normalised text
-
-
-def _normalise(text: str) -> str:
-    text = unicodedata.normalize("NFKC", text).lower().replace("’", "'")
-    return re.sub(r"\s+", " ", re.sub(r"[^\w\s']", " ", text)).strip()
-
-
-# --------------------------------------------------------------------------- demo prompts
-
-
-def test_demo_prompts_cover_every_kind_of_friction():
-    prompts = display.load_demo_prompts(DEMO)
-    counts = Counter(p.category for p in prompts)
-    assert set(counts) == set(CATEGORIES)
-    assert all(n >= 3 for n in counts.values()), counts
-    assert all(p.expected == CATEGORIES[p.category] for p in prompts)
-    assert len({p.id for p in prompts}) == len(prompts)
-    assert len({_normalise(p.prompt) for p in prompts}) == len(prompts)
-    assert [p.id for p in display.showcase(prompts)] == list(display.SHOWCASE_IDS)
-
-
-def test_demo_prompts_are_readable_by_the_eval():
-    evaluate = pytest.importorskip("friction_lib.evaluate", reason="the eval module is not there yet")
-    assert len(evaluate.load_prompts(DEMO)) == len(display.load_demo_prompts(DEMO))
-
-
-def test_demo_prompts_are_not_in_the_training_data():
-    if not TRAIN.exists():
-        pytest.skip(f"{TRAIN.name} is absent, so there is nothing to overlap with")
-    from rapidfuzz import fuzz, process
-
-    train = []
-    for line in TRAIN.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            record = json.loads(line)
-            train.append(_normalise(record.get("user_input") or record.get("prompt") or ""))
-    assert train, f"{TRAIN} holds no prompts"
-    clashes = []
-    for prompt in display.load_demo_prompts(DEMO):
-        text = _normalise(prompt.prompt)
-        assert text not in train, f"{prompt.id} is in the training data verbatim"
-        match = process.extractOne(text, train, scorer=fuzz.token_set_ratio)
-        ratio = process.extractOne(text, train, scorer=fuzz.ratio)
-        if (match and match[1] >= NEAR_DUPLICATE) or (ratio and ratio[1] >= NEAR_DUPLICATE):
-            clashes.append((prompt.id, prompt.prompt, (match or ratio)[0]))
-    assert not clashes, f"demo prompts too close to training prompts: {clashes}"
-
-
-def test_near_duplicate_check_catches_a_reworded_copy():
-    """The overlap test above can fail: a lightly edited copy scores above the threshold."""
-    from rapidfuzz import fuzz
-
-    a = _normalise("Since Mount Everest is in the Alps, which Swiss town is the best base for climbing it?")
-    b = _normalise("Since Mount Everest is in the Alps, which Swiss town is best as a base for climbing it")
-    assert fuzz.token_set_ratio(a, b) >= NEAR_DUPLICATE
-
-
-def test_bad_demo_prompt_file_names_the_line(tmp_path):
-    bad = tmp_path / "p.jsonl"
-    bad.write_text('{"id": "a", "prompt": "hi", "category": "x", "expected": "comply", "source": "s"}\n'
-                   '{"id": "b", "prompt": "", "category": "x", "expected": "comply", "source": "s"}\n'
-                   '{"id": "c", "prompt": "q", "category": "x", "expected": "maybe", "source": "s"}\n')  # fmt: skip
-    with pytest.raises(FrictionError) as err:
-        display.load_demo_prompts(bad)
-    assert f"{bad}:2:" in str(err.value) and f"{bad}:3:" in str(err.value)
-    with pytest.raises(FrictionError, match="not found"):
-        display.load_demo_prompts(tmp_path / "missing.jsonl")
-
-
-# --------------------------------------------------------------------------- bad input, no model needed
-
-
-def test_empty_prompt_gets_a_gentle_message(capsys):
-    from friction_lib.cli import main
-
-    for empty in ("", "   \n"):
-        assert display.check_prompt(empty) == display.EMPTY_PROMPT_MESSAGE
-        with pytest.raises(FrictionError, match="Type a question first"):
-            display.compare([empty], ["base"])
-        with pytest.raises(FrictionError, match="Type a question first"):
-            display.stream_comparison(empty, ["base"])
-    assert display.check_prompt("Why?") is None
-    assert main(["demo", "--prompt", "  ", "--models", "base"]) == 2
-    assert "Type a question first" in capsys.readouterr().err
-
-
-def test_empty_prompt_in_the_widget_shows_the_message():
-    ui = display.demo_ui(display.DemoConfig(), display.load_demo_prompts(DEMO))
-    text, button, board = _widget_parts(ui)
-    text.value = "   "
-    button.click()
-    assert "Type a question first" in board.value
-    assert not button.disabled
-
-
-def test_missing_adapter_shows_the_command(tmp_path):
-    config = display.DemoConfig(adapter=tmp_path / "no-adapter-here")
-    [comparison] = display.compare(["Is the sky green?"], ["tuned"], config)
-    [result] = comparison.results
-    assert result.notice and not result.error and not result.answer
-    assert "make adapter" in result.notice and "friction train --profile cpu" in result.notice
-    page = display.comparison_html(comparison)
-    assert "make adapter" in page and "NOT TRAINED YET" in page
-
-
-def test_unknown_columns_are_named():
-    assert display.parse_columns("base, prompted,base") == ["base", "prompted"]
-    with pytest.raises(FrictionError, match="Valid: base, prompted, tuned, endpoint"):
-        display.parse_columns("base,gpt5")
-    with pytest.raises(FrictionError, match="No model columns"):
-        display.parse_columns(" , ")
-
-
-def test_html_escapes_model_text_and_marks_cut_off_reasoning():
-    result = display.ColumnResult(
-        "base", "Base", "sub", reasoning="<script>alert(1)</script> hmm", answer="", reasoning_closed=False,
-        tokens=16, truncated=True,
-    )  # fmt: skip
-    page = display.column_html(result, expected="challenge")
-    assert "<script>" not in page and "&lt;script&gt;" in page
-    assert "unfinished" in page and "16-token limit" in page and "no answer" in page
-
-
-# --------------------------------------------------------------------------- real generations
 
 
 def _widget_parts(ui):
@@ -167,17 +31,62 @@ def _widget_parts(ui):
     return text, button, board
 
 
-@pytest.fixture(scope="module")
-def real_comparisons(embedded_model_dir):
-    """Two showcase prompts through base, prompted and tuned on the embedded model (loaded once)."""
-    prompts = display.showcase(display.load_demo_prompts(DEMO), ["demo-fp-01", "demo-ctl-01"])
-    config = display.DemoConfig(max_new_tokens=12)
-    return display.compare(prompts, display.DEFAULT_COLUMNS, config), config
+# --------------------------------------------------------------------------- no model needed
+
+
+def test_html_escapes_model_text_and_marks_cut_off_reasoning():
+    result = ColumnResult(
+        "base", "Base", "sub", reasoning="<script>alert(1)</script> hmm", answer="", reasoning_closed=False,
+        tokens=16, truncated=True,
+    )  # fmt: skip
+    page = display.column_html(result, expected="challenge")
+    assert "<script>" not in page and "&lt;script&gt;" in page
+    assert "unfinished" in page and "16-token limit" in page and "no answer" in page
+
+
+def test_empty_prompt_in_the_widget_shows_the_message():
+    ui = display.demo_ui(demo.DemoConfig(), demo.load_demo_prompts(DEMO))
+    text, button, board = _widget_parts(ui)
+    text.value = "   "
+    button.click()
+    assert "Type a question first" in board.value
+    assert not button.disabled
+
+
+def test_widget_without_a_ticked_model_says_so():
+    ui = display.demo_ui(demo.DemoConfig(), demo.load_demo_prompts(DEMO), columns=[])
+    text, button, board = _widget_parts(ui)
+    text.value = "Is the sky green?"
+    button.click()
+    assert "Tick at least one model" in board.value and not button.disabled
+
+
+def test_scoreboard_counts_expected_labels_over_answered_columns():
+    def result(key, label=None, error=None, notice=None):
+        return ColumnResult(key, key, "", label=label, error=error, notice=notice)
+
+    comparisons = [
+        Comparison("p1", [result("base", "COMPLY"), result("tuned", "CHALLENGE")], expected="challenge",
+                   prompt_id="demo-fp-01"),
+        Comparison("p2", [result("base", "COMPLY"), result("tuned", notice="no adapter yet")], expected="comply",
+                   prompt_id="demo-ctl-01"),
+        Comparison("p3", [result("base", error="down"), result("tuned", "REFUSE")], expected="refuse"),
+    ]  # fmt: skip
+    lines = display.scoreboard(comparisons).splitlines()
+    assert lines[0].split() == ["prompt", "expected", "base", "tuned"]
+    assert lines[1].split() == ["demo-fp-01", "challenge", "COMPLY", "CHALLENGE"]
+    assert lines[2].split() == ["demo-ctl-01", "comply", "COMPLY", "no", "adapter"]
+    assert lines[3].split() == ["-", "refuse", "error", "REFUSE"]
+    assert lines[4].split() == ["as", "expected", "1/2", "2/2"]  # error and to-do columns are not counted
+    assert display.scoreboard([]) == "(no comparisons)"
+
+
+# --------------------------------------------------------------------------- real generations
 
 
 @pytest.mark.slow
-def test_html_has_three_columns_with_reasoning_blocks(real_comparisons, tmp_path):
-    comparisons, config = real_comparisons
+def test_html_has_three_columns_with_reasoning_blocks(demo_comparisons, tmp_path):
+    comparisons, config = demo_comparisons
     for comparison in comparisons:
         keys = [r.key for r in comparison.results]
         assert keys == ["base", "prompted", "tuned"]
@@ -186,7 +95,7 @@ def test_html_has_three_columns_with_reasoning_blocks(real_comparisons, tmp_path
             assert (result.reasoning or result.answer).strip()
             assert result.label in (None, *_labels())
         tuned = comparison.results[2]
-        if display.missing_adapter_message(config.adapter_dir()):
+        if demo.missing_adapter_message(config.adapter_dir()):
             assert tuned.notice and "make adapter" in tuned.notice
         else:
             assert tuned.error is None and tuned.tokens > 0
@@ -208,24 +117,16 @@ def _labels():
 
 
 @pytest.mark.slow
-def test_prompted_column_uses_the_friction_system_prompt(real_comparisons):
-    """base and prompted run the same weights with different system prompts, so their answers differ."""
-    comparisons, _ = real_comparisons
-    raw = {(c.prompt_id, r.key): r.reasoning + r.answer for c in comparisons for r in c.results}
-    assert any(raw[(c.prompt_id, "base")] != raw[(c.prompt_id, "prompted")] for c in comparisons)
-
-
-@pytest.mark.slow
-def test_chromium_renders_columns_and_reasoning(real_comparisons, tmp_path):
-    if display.find_chromium() is None:
-        pytest.skip(f"headless Chromium is not installed ({display.CHROMIUM_INSTALL})")
-    comparisons, _ = real_comparisons
+def test_chromium_renders_columns_and_reasoning(demo_comparisons, tmp_path):
+    if browser.find_chromium() is None:
+        pytest.skip(f"headless Chromium is not installed ({browser.CHROMIUM_INSTALL})")
+    comparisons, _ = demo_comparisons
     page = display.save_html(tmp_path / "demo.html", comparisons)
-    dom = display.dump_dom(page)
+    dom = browser.dump_dom(page)
     for key in ("base", "prompted", "tuned"):
         assert f'data-column="{key}"' in dom
     assert dom.count("<details") >= 4 and re.search(r"<summary[^>]*>reasoning", dom)
-    png = display.screenshot(page, tmp_path / "demo.png", width=1400, height=1600)
+    png = browser.screenshot(page, tmp_path / "demo.png", width=1400, height=1600)
     from PIL import Image
 
     with Image.open(png) as image:
@@ -235,32 +136,9 @@ def test_chromium_renders_columns_and_reasoning(real_comparisons, tmp_path):
 
 
 @pytest.mark.slow
-def test_endpoint_down_shows_an_error_in_its_column_only(embedded_model_dir):
-    from friction_lib.engines import free_port
-
-    url = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
-    config = display.DemoConfig(max_new_tokens=8, base_url=url, endpoint_model="any", endpoint_timeout=5)
-    [batch] = display.compare(["Book me a table for Friday."], ["base", "endpoint"], config)
-    updates = []
-    streamed = display.stream_comparison("Book me a table for Friday.", ["endpoint", "base"], config,
-                                         on_update=lambda c: updates.append(display.comparison_html(c)))  # fmt: skip
-    for comparison in (batch, streamed):
-        by_key = {r.key: r for r in comparison.results}
-        assert (
-            by_key["endpoint"].error
-            and url in by_key["endpoint"].error
-            and "friction serve" in by_key["endpoint"].error
-        )
-        assert by_key["base"].error is None and (by_key["base"].answer or by_key["base"].reasoning)
-        page = display.comparison_html(comparison)
-        assert 'class="fx-error"' in page and page.count('data-column="base"') == 1
-    assert len(updates) >= 3 and 'class="fx-error"' in updates[-1]
-
-
-@pytest.mark.slow
 def test_widget_streams_a_comparison(embedded_model_dir):
-    config = display.DemoConfig(max_new_tokens=10)
-    ui = display.demo_ui(config, display.load_demo_prompts(DEMO), columns=["base", "prompted"], interval=0)
+    config = demo.DemoConfig(max_new_tokens=10)
+    ui = display.demo_ui(config, demo.load_demo_prompts(DEMO), columns=["base", "prompted"], interval=0)
     text, button, board = _widget_parts(ui)
     seen = []
     board.observe(lambda change: seen.append(change["new"]), names="value")
@@ -271,89 +149,3 @@ def test_widget_streams_a_comparison(embedded_model_dir):
     assert 'data-column="tuned"' not in final
     assert 'class="fx-cursor"' not in final and "tokens ·" in final
     assert any('class="fx-cursor"' in v for v in seen), "no partial (streaming) state was shown"
-
-
-@pytest.mark.slow
-def test_stream_and_batch_give_the_same_greedy_answer(embedded_model_dir):
-    config = display.DemoConfig(max_new_tokens=12)
-    prompt = "What is the boiling point of water at sea level, in degrees Celsius?"
-    [batch] = display.compare([prompt], ["base"], config)
-    streamed = display.stream_comparison(prompt, ["base"], config)
-    assert streamed.results[0].answer == batch.results[0].answer
-    assert streamed.results[0].reasoning == batch.results[0].reasoning
-
-
-@pytest.mark.slow
-def test_models_load_once(embedded_model_dir):
-    config = display.DemoConfig(max_new_tokens=4)
-    first = display.column_plan("base", config).engine
-    assert display.column_plan("prompted", config).engine is first
-    assert display.column_plan("base", config).engine is first
-
-
-@pytest.mark.slow
-def test_cli_demo_prints_panels_side_by_side(embedded_model_dir, capsys):
-    from friction_lib.cli import main
-
-    code = main(["demo", "--prompt", "Book me a table for Friday.", "--models", "base,prompted",
-                 "--max-new-tokens", "8", "--width", "160"])  # fmt: skip
-    out = capsys.readouterr().out
-    assert code == 0
-    assert "Book me a table for Friday." in out
-    assert "Base" in out and "Prompt-only friction" in out and "Fine-tuned" not in out
-    assert out.count("reasoning") >= 2 and out.count("answer") >= 2
-    # side by side: both column titles on the same line of the panel
-    assert any("Base" in line and "Prompt-only friction" in line for line in out.splitlines())
-
-
-@pytest.mark.slow
-def test_endpoint_column_against_a_real_llama_cpp_server(llama_server):
-    config = display.DemoConfig(
-        max_new_tokens=12, base_url=llama_server.base_url, endpoint_model=llama_server.alias
-    )
-    [batch] = display.compare(["Suggest a name for a friendly orange cat."], ["endpoint"], config)
-    streamed = display.stream_comparison("Suggest a name for a friendly orange cat.", ["endpoint"], config)
-    for comparison in (batch, streamed):
-        [result] = comparison.results
-        assert result.error is None, result.error
-        assert (result.answer or result.reasoning).strip()
-        assert llama_server.alias in result.subtitle
-
-
-@pytest.mark.slow
-def test_one_model_serves_base_and_tuned_columns(embedded_model_dir, tmp_path):
-    """A real LoRA adapter (random weights): the base rows of the mixed batch equal a plain model's
-    answers, the tuned rows differ, and attaching it reuses the loaded weights instead of a second copy."""
-    from peft import LoraConfig, get_peft_model
-
-    from friction_lib.models import load_model
-
-    model, _ = load_model("cpu")
-    lora = LoraConfig(r=8, lora_alpha=32, target_modules=["q_proj", "v_proj"], init_lora_weights=False,
-                      task_type="CAUSAL_LM")  # fmt: skip
-    get_peft_model(model, lora).save_pretrained(tmp_path / "adapter")
-    del model
-    prompt = "Which one should I pick, the cheaper one or the faster one?"
-    display.clear_cache()
-    try:
-        plain_config = display.DemoConfig(max_new_tokens=10, adapter=tmp_path / "none")
-        [plain] = display.compare([prompt], ["base", "prompted"], plain_config)
-        plain_engine = display.column_plan("base", plain_config).engine
-        config = display.DemoConfig(max_new_tokens=10, adapter=tmp_path / "adapter")
-        [mixed] = display.compare([prompt], ["base", "prompted", "tuned"], config)
-        tuned_engine = display.column_plan("tuned", config).engine
-        assert display.column_plan("base", config).engine is tuned_engine
-        assert tuned_engine.model.get_base_model() is plain_engine.model  # upgraded in place, not reloaded
-        by_key = {r.key: r for r in mixed.results}
-        for result in plain.results:
-            assert (by_key[result.key].reasoning, by_key[result.key].answer) == (
-                result.reasoning,
-                result.answer,
-            )
-        assert by_key["tuned"].error is None and by_key["tuned"].tokens > 0
-        assert (by_key["tuned"].reasoning, by_key["tuned"].answer) != (
-            by_key["base"].reasoning,
-            by_key["base"].answer,
-        )
-    finally:
-        display.clear_cache()

@@ -1,10 +1,23 @@
 """The three engines, for real: transformers and llama.cpp on the embedded model, and the openai client
-against a llama.cpp server that the test session starts on a free loopback port."""
+against a llama.cpp server that the test session starts on a free loopback port; `friction serve` stopped by
+SIGTERM and SIGKILL, and `--timeout` against a server that never answers."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import queue
+import re
+import signal
 import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
 
+import psutil
 import pytest
 
 from friction_lib import engines
@@ -91,3 +104,113 @@ def test_unknown_engine_lists_valid():
 def test_missing_gguf(tmp_path):
     with pytest.raises(FrictionError, match="No GGUF file"):
         engines.LlamaCppEngine(tmp_path / "nope.gguf")
+
+
+def test_transformers_stream_rows_streams_every_row_then_matches_generate(transformers_engine):
+    rows = [engines.Row(p) for p in PROMPTS]
+    states = [[(r.text, r.tokens, r.done) for r in out] for out in transformers_engine.stream_rows(rows, 12)]
+    assert len(states) > 12, "one state per generated token, not only the finished batch"
+    for row in range(len(rows)):
+        tokens = [state[row][1] for state in states]
+        assert tokens == sorted(tokens) and 0 < tokens[-1] <= 12  # the text only grows
+    final = list(transformers_engine.stream_rows(rows, 12, stream=False))[-1]
+    assert all(r.done and r.batch == len(rows) and r.seconds > 0 for r in final)
+    assert [r.text for r in final] == [text for text, _, _ in states[-1]]
+    assert [r.text for r in final] == [
+        g.raw for g in transformers_engine.generate(PROMPTS, max_new_tokens=12)
+    ]
+
+
+def test_transformers_rows_mix_system_prompts_in_one_batch(transformers_engine):
+    prompt = "Is the Great Wall of China visible from the Moon?"
+    rows = [engines.Row(prompt, "default"), engines.Row(prompt, "friction")]
+    *_, final = transformers_engine.stream_rows(rows, 16, stream=False)
+    assert [r.batch for r in final] == [2, 2]
+    assert final[0].prompt_tokens < final[1].prompt_tokens  # each row got its own system prompt
+    assert final[0].text.strip()
+    # the longer row has no padding, so it is what the friction prompt alone gives
+    assert final[1].text == transformers_engine.generate([prompt], "friction", max_new_tokens=16)[0].raw
+
+
+# --------------------------------------------------------------------------- talking to servers
+
+
+def test_chat_gives_up_on_a_silent_server_after_timeout(silent_server, root):
+    """A server that accepts the connection and never answers: `friction chat` stops after --timeout."""
+    command = [sys.executable, "-m", "friction_lib.cli", "chat", "hi", "--engine", "openai",
+               "--base-url", silent_server, "--timeout", "2"]  # fmt: skip
+    started = time.monotonic()
+    done = subprocess.run(command, cwd=root, env=_env(root), capture_output=True, text=True, timeout=60)
+    elapsed = time.monotonic() - started
+    assert done.returncode != 0
+    [message] = done.stderr.strip().splitlines()
+    assert silent_server in message and "--timeout" in message and "within 2 s" in message
+    assert elapsed < 20, f"took {elapsed:.0f} s"
+
+
+def test_timeout_must_be_positive(capsys):
+    from friction_lib.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["chat", "hi", "--engine", "openai", "--timeout", "0"])
+    assert "above 0" in capsys.readouterr().err
+
+
+def _env(root: Path) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(root), "PYTHONUNBUFFERED": "1"}
+
+
+def _start_serve(root: Path, tmp_path: Path) -> tuple[subprocess.Popen[str], int, list[psutil.Process]]:
+    """`friction serve --port 0` as a real process; (process, port, its children) once the port answers."""
+    env = {**_env(root), "TMPDIR": str(tmp_path)}
+    with (tmp_path / "serve.err").open("w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "friction_lib.cli", "serve", "--port", "0"], cwd=root,
+                                env=env, stdout=subprocess.PIPE, stderr=log, text=True)  # fmt: skip
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout or []], daemon=True).start()
+    try:
+        first = lines.get(timeout=180)
+    except queue.Empty:
+        _kill([proc, *psutil.Process(proc.pid).children(recursive=True)])
+        pytest.fail(f"friction serve printed nothing in 180 s: {(tmp_path / 'serve.err').read_text()[-800:]}")
+    port = int(re.search(r"127\.0\.0\.1:(\d+)/v1", first).group(1))
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=10) as response:
+        assert response.status == 200
+    return proc, port, psutil.Process(proc.pid).children(recursive=True)
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _gone(process: psutil.Process) -> bool:
+    try:
+        return process.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def _kill(processes: list) -> None:
+    for p in processes:
+        with contextlib.suppress(Exception):
+            p.kill()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_stopping_serve_stops_the_llama_cpp_server(sig, root, tmp_path):
+    proc, port, children = _start_serve(root, tmp_path)
+    try:
+        assert children, "friction serve runs llama.cpp's server as a child process"
+        assert _port_open(port)
+        proc.send_signal(sig)
+        proc.wait(timeout=10)  # a stop that waits out stop_child's 10 s grace is a bug
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and (_port_open(port) or not all(_gone(c) for c in children)):
+            time.sleep(0.2)
+        assert not _port_open(port), f"port {port} still answers after {sig.name} to friction serve"
+        assert all(_gone(c) for c in children), f"llama.cpp server still running after {sig.name}"
+    finally:
+        _kill([proc, *children])

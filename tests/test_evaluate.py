@@ -18,6 +18,7 @@ import pytest
 from friction_lib import metrics
 from friction_lib.classify import (
     LABELS,
+    Agreement,
     classify,
     degenerate_reason,
     judge_answers,
@@ -37,10 +38,12 @@ from friction_lib.evaluate import (
     compare_runs,
     compare_table,
     efficacy,
+    efficacy_text,
     load_prompts,
     load_run,
     run_eval,
     sample_prompts,
+    xstest_table,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -428,10 +431,29 @@ def test_efficacy_verdict_on_constructed_runs():
     tuned = {"results": {"overall": metrics.summarise(good)}, "responses": good}
     verdict = efficacy(base, base, tuned)
     assert verdict["met"] and verdict["mcnemar"]["p_value"] < 0.05
+    text = efficacy_text(verdict).splitlines()
+    assert text[0].startswith("Efficacy target: MET (J base +0.00, prompt-only +0.00, fine-tuned +0.70;")
+    assert text[1:] == [f"- [x] {check}" for check in verdict["checks"]]
     noisy = _rows([("refuse", "REFUSE")] * 10 + [("comply", "REFUSE")] * 5 + controls[:5])
     refuses_all = {"results": {"overall": metrics.summarise(noisy)}, "responses": noisy}
     verdict = efficacy(base, base, refuses_all)
     assert not verdict["met"] and not verdict["checks"]["FPR rise over base <= 0.15"]
+    text = efficacy_text(verdict)
+    assert text.startswith("Efficacy target: NOT MET") and "- [ ] FPR rise over base <= 0.15" in text
+
+
+def test_xstest_table_shows_rules_and_prefix_matcher_per_model():
+    agreement = Agreement(n=10, rules_agree=9, prefix_agree=7, by_model={
+        "gpt4": {"n": 6, "rules": 1.0, "prefix": 0.5}, "llama2": {"n": 4, "rules": 0.75, "prefix": 1.0}})  # fmt: skip
+    lines = xstest_table(agreement).splitlines()
+    assert lines[0] == "XSTest completions: 10"
+    assert [line.split() for line in lines[1:5]] == [
+        ["model", "n", "rules", "prefix"],
+        ["gpt4", "6", "1.000", "0.500"],
+        ["llama2", "4", "0.750", "1.000"],
+        ["all", "10", "0.900", "0.700"],
+    ]
+    assert lines[5] == "Rule classifier agreement 0.900 (goal >= 0.90); XSTest prefix matcher 0.700."
 
 
 # --------------------------------------------------------------------------- runs (real model)
@@ -510,6 +532,14 @@ def test_compare_prints_a_side_by_side_table_and_plots(runs, capsys, tmp_path):
         cli_eval_compare([str(runs / "base")])
     with pytest.raises(FrictionError, match="exactly three runs"):
         cli_eval_compare([str(runs / "base"), str(runs / "prompted"), "--efficacy"])
+    capsys.readouterr()
+    assert (
+        cli_eval_compare([str(runs / "base"), str(runs / "prompted"), str(runs / "base"), "--efficacy"]) == 0
+    )
+    out = capsys.readouterr().out
+    assert (
+        "Efficacy target: NOT MET (J base" in out and "- [ ] J above base" in out
+    )  # the "tuned" run is the base
 
 
 @pytest.mark.slow
@@ -662,3 +692,17 @@ def test_by_source_script_counts_pushback_per_source_and_kind(tmp_path: Path) ->
         ["coconot", "targets", "1", "/", "2"],
         ["team", "controls", "1", "/", "3"],
     ]
+
+
+@pytest.mark.engine
+def test_silent_judge_is_skipped_after_timeout(transformers_engine, tmp_path, capsys, silent_server):
+    """A judge that accepts the connection and never answers is given up after `judge_timeout` (--timeout)."""
+    import time
+
+    started = time.monotonic()
+    results = run_eval(FOUR[:2], tmp_path, engine=transformers_engine, max_new_tokens=8, judge_url=silent_server,
+                       judge_model="judge", judge_timeout=1, progress=False)  # fmt: skip
+    assert time.monotonic() - started < 30
+    assert f"No answer from {silent_server} within 1 s" in capsys.readouterr().err
+    assert "judge skipped" in results["judge"]["error"]
+    assert json.loads((tmp_path / "results.json").read_text())["overall"]["n"] == 2

@@ -150,6 +150,18 @@ def test_endpoint_down_names_the_url_and_the_fix(tmp_path, capsys):
     assert url in err and "friction serve" in err and "Traceback" not in err
 
 
+def test_silent_endpoint_stops_generate_and_its_bench_after_timeout(tmp_path, capsys, silent_server):
+    """An endpoint that accepts and never answers: `--timeout` bounds the wait, the message names it."""
+    code = cli.main(["generate", "--n", "1", "--friction-type", "none", "--base-url", silent_server, "--model", "m",
+                     "--retries", "0", "--timeout", "1", "--out", str(tmp_path / "x.jsonl")])  # fmt: skip
+    assert code == 2
+    err = capsys.readouterr().err
+    assert f"No answer from {silent_server} within 1 s" in err and "--timeout" in err
+    assert cli.main(["bench", "generate-data", "--base-url", silent_server, "--model", "m", "--n", "1",
+                     "--concurrency", "1", "--timeout", "1"]) == 2  # fmt: skip
+    assert f"No answer from {silent_server} within 1 s" in capsys.readouterr().err
+
+
 # --------------------------------------------------------------------------- a scripted HTTP server
 
 
