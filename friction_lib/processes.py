@@ -25,18 +25,29 @@ from typing import Any
 PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child, between fork and exec
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):
-        pass
+def _die_with(parent: int) -> Any:
+    def preexec() -> None:  # pragma: no cover - runs in the child, between fork and exec
+        try:
+            libc = ctypes.CDLL("libc.so.6", use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        except (OSError, AttributeError):
+            return
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return preexec
 
 
 def start_child(cmd: Sequence[str], **kwargs: Any) -> subprocess.Popen[Any]:
     """`subprocess.Popen` in a new process group, with a parent-death signal on Linux."""
-    preexec = _die_with_parent if sys.platform.startswith("linux") else None
+    preexec = _die_with(os.getpid()) if sys.platform.startswith("linux") else None
     return subprocess.Popen(list(cmd), start_new_session=True, preexec_fn=preexec, **kwargs)  # noqa: PLW1509
+
+
+def signal_child(proc: subprocess.Popen[Any], sig: int = signal.SIGTERM) -> None:
+    """Send `sig` to the child's whole process group (no wait: safe inside a signal handler)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, sig)
 
 
 def stop_child(proc: subprocess.Popen[Any], grace: float = 10.0) -> int | None:
@@ -44,8 +55,7 @@ def stop_child(proc: subprocess.Popen[Any], grace: float = 10.0) -> int | None:
     if proc.poll() is not None:
         return proc.returncode
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, sig)
+        signal_child(proc, sig)
         try:
             return proc.wait(timeout=wait)
         except subprocess.TimeoutExpired:
@@ -55,14 +65,17 @@ def stop_child(proc: subprocess.Popen[Any], grace: float = 10.0) -> int | None:
 
 @contextlib.contextmanager
 def forward_signals(proc: subprocess.Popen[Any]) -> Iterator[None]:
-    """While the block runs, SIGTERM or SIGINT to this process stops `proc` first, then ends this one as usual
-    (SIGINT as KeyboardInterrupt, SIGTERM as SystemExit(143)). Outside the main thread it does nothing."""
+    """While the block runs, SIGTERM or SIGINT to this process signals `proc`'s group first, then ends this one
+    as usual (SIGINT as KeyboardInterrupt, SIGTERM as SystemExit(143)). Outside the main thread it does nothing.
+
+    The handler only sends the signal: the interrupted frame may hold the Popen's wait lock (inside
+    `proc.wait()`), so waiting here would stall; the caller's cleanup (`stop_child`) waits once it unwinds."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handler(signum: int, _frame: object) -> None:
-        stop_child(proc)
+        signal_child(proc)
         if signum == signal.SIGINT:
             raise KeyboardInterrupt
         raise SystemExit(128 + signum)
