@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from test_train import write_dataset
 
-from friction_lib import select, train
+from friction_lib import select, train, train_config
 from friction_lib.errors import FrictionError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -87,7 +87,7 @@ def test_select_evaluates_every_checkpoint_and_writes_the_best(tmp_path, embedde
     """A real two-step run that keeps both checkpoints, then a real greedy eval of each."""
     data = write_dataset(tmp_path / "d.jsonl", 12)
     run = tmp_path / "run"
-    config = train.make_config(
+    config = train_config.make_config(
         "cpu",
         "smoke",
         quant="none",
