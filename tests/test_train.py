@@ -511,7 +511,7 @@ def test_interrupted_run_with_other_settings_is_not_resumed(tmp_path):
         )
 
 
-@pytest.mark.parametrize("command", ["train"])
+@pytest.mark.parametrize("command", ["train", "train select"])
 def test_overwrite_replaces_only_what_friction_made(tmp_path, monkeypatch, capsys, command):
     """A folder with only the user's file, the current directory and the repository root are never replaced."""
     from friction_lib import cli
@@ -532,7 +532,7 @@ def test_overwrite_replaces_only_what_friction_made(tmp_path, monkeypatch, capsy
     assert not list(tmp_path.glob(".*.lock")) and not list(ROOT.parent.glob(f".{ROOT.name}.lock"))
 
 
-@pytest.mark.parametrize("command", ["train"])
+@pytest.mark.parametrize("command", ["train", "train select"])
 def test_a_second_writer_is_told_who_holds_the_folder(tmp_path, capsys, command):
     from friction_lib import cli
 
