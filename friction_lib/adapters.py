@@ -15,13 +15,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from friction_lib.errors import FrictionError
-from friction_lib.files import write_json
+from friction_lib.files import new_file_mode, write_atomic, write_json
 from friction_lib.models import BASE_MODEL_IDS, PROFILES, Profile, get_profile
 
 CONFIG_NAME = "adapter_config.json"
@@ -119,20 +118,15 @@ def find_adapter(run_dir: str | Path | None = None, profile: str = "cpu") -> Pat
 def cast_adapter_weights(weights: Path, dtype: str = "bf16") -> Path:
     """Rewrite an adapter's safetensors file with its tensors as `dtype` (atomically; no-op if already so)."""
     import torch
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import load_file, save
 
     target = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[dtype]
     tensors = load_file(str(weights))
     if any(t.dtype != target for t in tensors.values()):
-        fd, tmp = tempfile.mkstemp(prefix=".adapter-", suffix=".safetensors", dir=weights.parent)
-        os.close(fd)
-        try:
-            save_file(
-                {k: v.to(target).contiguous() for k, v in tensors.items()}, tmp, metadata={"format": "pt"}
-            )
-            os.replace(tmp, weights)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+        write_atomic(
+            weights, save({k: v.to(target).contiguous() for k, v in tensors.items()}, {"format": "pt"})
+        )
+    os.chmod(weights, new_file_mode())  # safetensors writes 0600; the adapter is an ordinary file
     return weights
 
 

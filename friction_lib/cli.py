@@ -34,7 +34,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "data push": ("friction_lib.publish", "cli_data_push", "stage (or push) the dataset to the HF Hub"),
     "train": ("friction_lib.train", "cli_train", "QLoRA fine-tuning (CPU or CUDA, one code path)"),
     "train select": (
-        "friction_lib.select",
+        "friction_lib.train_select",
         "cli_train_select",
         "keep the checkpoint with the best J on the dev set",
     ),

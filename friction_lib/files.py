@@ -32,12 +32,15 @@ MARKER = ".friction-output.json"  # written into every output folder the tool ma
 _PARTIAL = re.compile(r"^\.(?P<name>.+)\.partial-(?P<pid>\d+)-[A-Za-z0-9_]+$")
 
 
-def _default_mode(path: Path) -> int:
-    if path.exists():
-        return stat.S_IMODE(path.stat().st_mode)
+def new_file_mode() -> int:
+    """The mode an ordinary write gives a new file: 0666 minus the umask (mkstemp and safetensors give 0600)."""
     umask = os.umask(0)
     os.umask(umask)
     return 0o666 & ~umask
+
+
+def _default_mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode) if path.exists() else new_file_mode()
 
 
 def write_atomic(path: str | os.PathLike[str], data: str | bytes, fsync: bool = False) -> Path:

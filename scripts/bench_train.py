@@ -108,9 +108,9 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-train-"))
     print(f"machine: {os.cpu_count()} CPU(s), load average {os.getloadavg()[0]:.1f}; work dir {work}")
 
-    from friction_lib import train, train_data
+    from friction_lib import train, train_config, train_data
 
-    config = train.make_config("cpu")
+    config = train_config.make_config("cpu")
     records = train_data.load_records(data)
     n_train = len(train_data.split_records(records, config.eval_fraction, config.seed)[0])
     per_epoch = train.steps_per_epoch(n_train, config)

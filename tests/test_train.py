@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import pytest
 
-from friction_lib import schema, train, train_data
+from friction_lib import adapters, files, schema, train, train_config, train_data, train_runs
 from friction_lib.chat import SYSTEM_PROMPT
 from friction_lib.errors import FrictionError
 from friction_lib.models import cuda_available
 
 REASONING = "The zebracorn premise is false"
 ANSWER = "Quokkas are marsupials"
+ROOT = Path(__file__).resolve().parents[1]
 USER = "Why are platypus eggs square?"
 
 
@@ -67,9 +69,9 @@ def tok(embedded_model_dir):
 
 
 def test_talk_defaults_are_the_predecessors():
-    c = train.make_config("talk")
+    c = train_config.make_config("talk")
     assert (c.lora_r, c.lora_alpha, c.lora_dropout) == (32, 64, 0.0)
-    assert tuple(c.target_modules) == train.ALL_PROJECTIONS and len(c.target_modules) == 7
+    assert tuple(c.target_modules) == train_config.ALL_PROJECTIONS and len(c.target_modules) == 7
     assert (c.learning_rate, c.lr_scheduler, c.warmup_ratio) == (2e-4, "cosine", 0.1)
     assert (c.epochs, c.early_stopping_patience, c.early_stopping_threshold, c.load_best) == (
         7,
@@ -82,17 +84,17 @@ def test_talk_defaults_are_the_predecessors():
 
 
 def test_cpu_profile_is_scaled_down_and_smoke_is_tiny():
-    cpu = train.make_config("cpu")
+    cpu = train_config.make_config("cpu")
     assert cpu.lora_r < 32 and cpu.max_length <= 512 and not cpu.gradient_checkpointing
     assert cpu.optim == "adamw_torch"  # 8-bit optimisers are for CUDA
-    smoke = train.make_config("cpu", "smoke")
+    smoke = train_config.make_config("cpu", "smoke")
     assert 0 < smoke.max_steps <= 5 and smoke.eval_steps <= smoke.max_steps
 
 
 def test_overrides_and_yaml_file(tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("profile: talk\nlora_r: 64\nlearning_rate: 1e-4\ntarget_modules: [q_proj, v_proj]\n")
-    c = train.make_config(None, cfg, max_steps=7)
+    c = train_config.make_config(None, cfg, max_steps=7)
     assert (c.profile, c.lora_r, c.learning_rate, c.max_steps) == ("talk", 64, 1e-4, 7)
     assert c.target_modules == ["q_proj", "v_proj"]
     assert c.lora_alpha == 64  # the talk default stays where the file says nothing
@@ -104,28 +106,28 @@ def test_overrides_and_yaml_file(tmp_path):
 )
 def test_unknown_key_suggests_the_right_one(kwargs, hint):
     with pytest.raises(FrictionError, match=f"did you mean '{hint}'"):
-        train.make_config("cpu", **kwargs)
+        train_config.make_config("cpu", **kwargs)
 
 
 def test_unknown_key_in_yaml_names_the_file(tmp_path):
     cfg = tmp_path / "bad.yaml"
     cfg.write_text("lora_alpah: 16\n")
     with pytest.raises(FrictionError, match=r"bad\.yaml.*lora_alpah.*did you mean 'lora_alpha'"):
-        train.make_config("cpu", cfg)
+        train_config.make_config("cpu", cfg)
 
 
 def test_invalid_yaml_gives_the_line(tmp_path):
     cfg = tmp_path / "broken.yaml"
     cfg.write_text("lora_r: 8\nlearning_rate: [1e-4\n")
     with pytest.raises(FrictionError, match=r"broken\.yaml:\d+: not valid YAML"):
-        train.make_config("cpu", cfg)
+        train_config.make_config("cpu", cfg)
 
 
 def test_unknown_profile_and_preset_suggest():
     with pytest.raises(FrictionError, match="did you mean 'cpu'"):
-        train.make_config("cpuu")
+        train_config.make_config("cpuu")
     with pytest.raises(FrictionError, match="did you mean 'smoke'"):
-        train.make_config("cpu", "smok")
+        train_config.make_config("cpu", "smok")
 
 
 @pytest.mark.parametrize(
@@ -142,11 +144,11 @@ def test_unknown_profile_and_preset_suggest():
 )
 def test_invalid_values(kwargs, match):
     with pytest.raises(FrictionError, match=match):
-        train.make_config("cpu", **kwargs)
+        train_config.make_config("cpu", **kwargs)
 
 
 def test_describe_config_shows_every_knob():
-    text = train.describe_config(train.make_config("cpu"))
+    text = train_config.describe_config(train_config.make_config("cpu"))
     for name in ("lora_r", "learning_rate", "max_length", "batching", "quant"):
         assert name in text
 
@@ -227,9 +229,9 @@ def test_decision_rows_train_only_the_decision_on_extra_short_rows(tok):
 
 def test_decision_rows_need_a_think_line():
     with pytest.raises(FrictionError, match="decision_rows needs a <think> line"):
-        train.make_config("cpu", decision_rows=1, reasoning="none")
+        train_config.make_config("cpu", decision_rows=1, reasoning="none")
     with pytest.raises(FrictionError, match="decision_rows must be >= 0"):
-        train.make_config("cpu", decision_rows=-1)
+        train_config.make_config("cpu", decision_rows=-1)
 
 
 # --------------------------------------------------------------------------- the split
@@ -292,20 +294,20 @@ def _trainer(tok, config, tmp_path, rows_train, rows_eval):
         eval_dataset=Dataset.from_list(rows_eval),
         processing_class=tok,
         peft_config=LoraConfig(
-            r=4, lora_alpha=8, target_modules=list(train.ALL_PROJECTIONS), task_type="CAUSAL_LM"
+            r=4, lora_alpha=8, target_modules=list(train_config.ALL_PROJECTIONS), task_type="CAUSAL_LM"
         ),
     )
 
 
-@pytest.mark.parametrize("batching", train.BATCHING)
+@pytest.mark.parametrize("batching", train_config.BATCHING)
 def test_sft_trainer_takes_exactly_our_kwargs_and_keeps_our_labels(tok, tmp_path, batching):
-    """TRL 1.16 accepts every keyword we pass, and trains on the labels we built (not its own)."""
-    config = train.make_config("cpu", batching=batching)
+    """The installed TRL accepts every keyword we pass, and trains on the labels we built (not its own)."""
+    config = train_config.make_config("cpu", batching=batching)
     tr, ev = train_data.split_records(records(20), 0.1, 42)
     rows_tr, _ = train_data.encode_records(tok, tr, config.max_length)
     rows_ev, _ = train_data.encode_records(tok, ev, config.max_length)
     kwargs, trainer = _trainer(tok, config, tmp_path, rows_tr, rows_ev)
-    assert kwargs["activation_checkpointing"] is False and kwargs["bf16"] is False
+    assert kwargs[train.checkpointing_keyword()] is False and kwargs["bf16"] is False
     assert kwargs["eval_strategy"] == kwargs["save_strategy"] == "steps" and kwargs["load_best_model_at_end"]
     assert trainer.args.packing == (batching == "packed")
     assert trainer.args.padding_free == (batching == "padding_free")
@@ -355,11 +357,11 @@ def test_padding_free_batches_keep_sequences_apart(tok):
 def test_talk_kwargs_build_an_sft_config(tmp_path):
     from trl import SFTConfig
 
-    config = train.make_config("talk", precision="bf16")
+    config = train_config.make_config("talk", precision="bf16")
     path = train.TrainPath("unsloth", "nf4", "cuda", "test")
     kwargs = train.sft_config_kwargs(config, path, tmp_path, n_train=400)
     assert (
-        kwargs["bf16"] is True and kwargs["activation_checkpointing"] is False
+        kwargs["bf16"] is True and kwargs[train.checkpointing_keyword()] is False
     )  # Unsloth checkpoints itself
     if not cuda_available():  # transformers refuses bf16 without a GPU; every keyword name is still checked
         kwargs = {**kwargs, "bf16": False, "use_cpu": True}
@@ -369,6 +371,44 @@ def test_talk_kwargs_build_an_sft_config(tmp_path):
     assert args.lr_scheduler_type == "cosine" and args.max_grad_norm == 0.5 and args.num_train_epochs == 7
 
 
+@pytest.mark.parametrize("profile", ["cpu", "talk"])
+@pytest.mark.parametrize("batching", train_config.BATCHING)
+def test_every_keyword_we_pass_is_a_field_of_the_installed_sftconfig(tmp_path, profile, batching):
+    """No fixed list of names: transformers 5.17 (GPU pins) has gradient_checkpointing only, 5.23 (CPU pins)
+    calls it activation_checkpointing; the keyword is chosen from the installed dataclass."""
+    import dataclasses
+
+    from trl import SFTConfig
+
+    fields = {f.name for f in dataclasses.fields(SFTConfig)}
+    config = train_config.make_config(profile, batching=batching, gradient_checkpointing=True)
+    kwargs = train.sft_config_kwargs(config, train.TrainPath("hf", "nf4", "cuda", "test"), tmp_path, 400)
+    assert sorted(set(kwargs) - fields) == []
+    assert train.checkpointing_keyword() in fields and kwargs[train.checkpointing_keyword()] is True
+
+
+def test_auto_precision_wants_native_bf16(monkeypatch):
+    """A T4 emulates bf16 (torch's default check says yes); without Unsloth it must train in fp16."""
+    import torch
+
+    def t4(including_emulation: bool = True) -> bool:
+        return including_emulation
+
+    def old_torch() -> bool:  # a torch whose check has no keyword
+        return True
+
+    on_gpu = train.TrainPath("hf", "nf4", "cuda", "test")
+    config = train_config.make_config("colab")
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", t4)
+    assert train.precision_flags(config, on_gpu) == {"bf16": False, "fp16": True}
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", old_torch)
+    assert train.precision_flags(config, on_gpu) == {"bf16": True, "fp16": False}
+    assert train.precision_flags(config, train.TrainPath("hf", "nf4", "cpu", "test")) == {
+        "bf16": False,
+        "fp16": False,
+    }
+
+
 # --------------------------------------------------------------------------- bad input, before any training
 
 
@@ -376,7 +416,7 @@ def test_empty_dataset(tmp_path):
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
     with pytest.raises(FrictionError, match="empty"):
-        train.train(train.make_config("cpu", "smoke"), empty, tmp_path / "out")
+        train.train(train_config.make_config("cpu", "smoke"), empty, tmp_path / "out")
 
 
 def test_invalid_dataset_names_file_and_line(tmp_path):
@@ -385,7 +425,7 @@ def test_invalid_dataset_names_file_and_line(tmp_path):
     lines[4] = lines[4].replace('"final_answer"', '"finalanswer"')
     data.write_text("\n".join(lines) + "\n")
     with pytest.raises(FrictionError, match=r"d\.jsonl:5: .*finalanswer"):
-        train.train(train.make_config("cpu", "smoke"), data, tmp_path / "out")
+        train.train(train_config.make_config("cpu", "smoke"), data, tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
 
@@ -432,7 +472,7 @@ def test_cli_takes_several_data_files(tmp_path, monkeypatch):
 def test_dataset_too_small(tmp_path):
     data = write_dataset(tmp_path / "d.jsonl", 4)
     with pytest.raises(FrictionError, match="4 record.*at least 10"):
-        train.train(train.make_config("cpu", "smoke"), data, tmp_path / "out")
+        train.train(train_config.make_config("cpu", "smoke"), data, tmp_path / "out")
 
 
 def test_talk_without_cuda(tmp_path):
@@ -440,34 +480,69 @@ def test_talk_without_cuda(tmp_path):
         pytest.skip("this machine has CUDA")
     data = write_dataset(tmp_path / "d.jsonl", 12)
     with pytest.raises(FrictionError, match="needs a CUDA GPU"):
-        train.train(train.make_config("talk"), data, tmp_path / "out")
+        train.train(train_config.make_config("talk"), data, tmp_path / "out")
 
 
 def test_existing_out_dir_needs_overwrite(tmp_path):
     data = write_dataset(tmp_path / "d.jsonl", 12)
     out = tmp_path / "out"
     out.mkdir()
-    (out / train.CARD_NAME).write_text("{}")
-    (out / train.RUN_STATE).write_text(json.dumps({"status": "finished"}))
+    (out / adapters.CARD_NAME).write_text("{}")
+    (out / train_runs.RUN_STATE).write_text(json.dumps({"status": "finished"}))
     with pytest.raises(FrictionError, match="--overwrite"):
-        train.train(train.make_config("cpu", "smoke"), data, out)
+        train.train(train_config.make_config("cpu", "smoke"), data, out)
     foreign = tmp_path / "notes"
     foreign.mkdir()
     (foreign / "thesis.tex").write_text("precious")
     with pytest.raises(FrictionError, match="will not delete"):
-        train.prepare_out_dir(foreign, overwrite=True, fingerprint={})
+        train_runs.prepare_out_dir(foreign, overwrite=True, fingerprint={})
     assert (foreign / "thesis.tex").exists()
 
 
 def test_interrupted_run_with_other_settings_is_not_resumed(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
+    files.mark_output(out, "train")
     old = {"config": {"lora_r": 8}, "data_sha256": "a"}
-    (out / train.RUN_STATE).write_text(json.dumps({"status": "running", "fingerprint": old}))
+    (out / train_runs.RUN_STATE).write_text(json.dumps({"status": "running", "fingerprint": old}))
     with pytest.raises(FrictionError, match="lora_r.*--overwrite"):
-        train.prepare_out_dir(
+        train_runs.prepare_out_dir(
             out, overwrite=False, fingerprint={"config": {"lora_r": 16}, "data_sha256": "a"}
         )
+
+
+@pytest.mark.parametrize("command", ["train", "train select"])
+def test_overwrite_replaces_only_what_friction_made(tmp_path, monkeypatch, capsys, command):
+    """A folder with only the user's file, the current directory and the repository root are never replaced."""
+    from friction_lib import cli
+
+    data = write_dataset(tmp_path / "d.jsonl", 12)
+    args = ["--data", str(data)] if command == "train" else [str(tmp_path / "run")]
+    foreign = tmp_path / "notes"
+    foreign.mkdir()
+    (foreign / "thesis.tex").write_text("precious")
+    assert cli.main([*command.split(), *args, "--out", str(foreign), "--overwrite"]) == 2
+    assert "was not made by friction" in capsys.readouterr().err
+    assert (foreign / "thesis.tex").read_text() == "precious"
+    for cwd in (foreign, ROOT):
+        monkeypatch.chdir(cwd)
+        assert cli.main([*command.split(), *args, "--out", ".", "--overwrite"]) == 2
+        assert "it is the current directory" in capsys.readouterr().err
+    assert (foreign / "thesis.tex").read_text() == "precious" and (ROOT / "friction_lib").is_dir()
+    assert not list(tmp_path.glob(".*.lock")) and not list(ROOT.parent.glob(f".{ROOT.name}.lock"))
+
+
+@pytest.mark.parametrize("command", ["train", "train select"])
+def test_a_second_writer_is_told_who_holds_the_folder(tmp_path, capsys, command):
+    from friction_lib import cli
+
+    data = write_dataset(tmp_path / "d.jsonl", 12)
+    args = ["--data", str(data)] if command == "train" else [str(tmp_path / "run")]
+    out = tmp_path / "out"
+    with files.output_lock(out, "test"):
+        assert cli.main([*command.split(), *args, "--out", str(out)]) == 2
+    assert f"in use by PID {os.getpid()}" in capsys.readouterr().err
+    assert not out.exists()
 
 
 def test_a_folder_another_live_process_trains_into_is_left_alone(tmp_path):
@@ -476,30 +551,45 @@ def test_a_folder_another_live_process_trains_into_is_left_alone(tmp_path):
 
     out = tmp_path / "out"
     out.mkdir()
-    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    files.mark_output(out, "train")
+    (out / train_runs.RUN_STATE).write_text(json.dumps({"status": "running", "fingerprint": {}}))
+    hold = "import sys, time\nfrom friction_lib.files import output_lock\nwith output_lock(sys.argv[1], 'train'):\n"
+    hold += "    print('held', flush=True)\n    time.sleep(60)\n"
+    other = subprocess.Popen([sys.executable, "-c", hold, str(out)], stdout=subprocess.PIPE, text=True)
     try:
-        import psutil
-
-        state = {
-            **train._running_state({}),
-            "pid": other.pid,
-            "pid_started": psutil.Process(other.pid).create_time(),
-        }
-        (out / train.RUN_STATE).write_text(json.dumps(state))
-        with pytest.raises(FrictionError, match=f"another training process \\(pid {other.pid}\\)"):
-            train.prepare_out_dir(out, overwrite=True, fingerprint={})
+        assert other.stdout is not None and other.stdout.readline().strip() == "held"
+        data = write_dataset(tmp_path / "d.jsonl", 12)
+        with pytest.raises(FrictionError, match=f"in use by PID {other.pid} "):
+            train.train(train_config.make_config("cpu", "smoke"), data, out, overwrite=True)
     finally:
         other.kill()
         other.wait()
-    assert out.exists()
-    assert train.prepare_out_dir(out, overwrite=True, fingerprint={}) is None  # it has ended: now it may go
+    assert (out / train_runs.RUN_STATE).exists()
+    assert (
+        train_runs.prepare_out_dir(out, overwrite=True, fingerprint={}) is None
+    )  # it has ended: now it may go
     assert not out.exists()
+
+
+def test_not_enough_disk_for_training(tmp_path):
+    config = train_config.make_config("cpu", checkpoint_limit=2, merge=True)
+    parts = train_runs.training_disk_need(config, lora_params=10**6, saves=10, n_params=10**8)
+    assert list(parts)[0].startswith("3 checkpoint(s)") and "the merged 16-bit model" in parts
+    every = train_runs.training_disk_need(train_config.make_config("cpu", checkpoint_limit=0), 10**6, 10)
+    assert list(every)[0].startswith("10 checkpoint(s)") and len(every) == 2
+    huge = train_runs.training_disk_need(config, lora_params=10**15, saves=3)
+    with pytest.raises(
+        FrictionError, match=r"Not enough disk space for training.*needed.*free at .*bytes.*checkpoint_limit"
+    ):
+        train_runs.check_disk_for_training(tmp_path / "new" / "out", huge)
+    assert not (tmp_path / "new").exists()
+    assert train_runs.check_disk_for_training(tmp_path, parts) == sum(parts.values())
 
 
 def test_not_enough_disk_for_the_merged_model(tmp_path):
     with pytest.raises(FrictionError, match="Not enough disk space.*GiB needed"):
-        train.check_disk_for_merge(tmp_path / "new" / "out", n_params=10**15)
-    assert train.check_disk_for_merge(tmp_path, n_params=1000) > 0
+        train_runs.check_disk_for_merge(tmp_path / "new" / "out", n_params=10**15)
+    assert train_runs.check_disk_for_merge(tmp_path, n_params=1000) > 0
 
 
 def test_cli_show_config_and_bad_profile(capsys):
@@ -513,7 +603,7 @@ def test_unsloth_is_not_imported_at_module_import():
     import sys
 
     assert "unsloth" not in sys.modules
-    assert train.choose_path(train.make_config("cpu")).backend == (
+    assert train.choose_path(train_config.make_config("cpu")).backend == (
         "unsloth" if cuda_available() and train.unsloth_available() else "hf"
     )
 
@@ -521,25 +611,30 @@ def test_unsloth_is_not_imported_at_module_import():
 # --------------------------------------------------------------------------- one real training run
 
 
+def _interrupt_after_saving(step: int):
+    """A callback that stops the run like Ctrl-C, right after the checkpoint of `step` is saved."""
+    from transformers import TrainerCallback
+
+    class Interrupt(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            if state.global_step == step:
+                raise KeyboardInterrupt
+
+    return Interrupt()
+
+
 @pytest.mark.slow
 def test_smoke_training_interrupted_then_resumed(tmp_path, embedded_model_dir):
     """Real QLoRA (NF4) on the embedded model: interrupted after step 2, resumed to step 3."""
-    from transformers import TrainerCallback
-
-    class StopAfterCheckpoint(TrainerCallback):
-        def on_save(self, args, state, control, **kwargs):
-            if state.global_step == 2:
-                raise KeyboardInterrupt
-
     data = write_dataset(tmp_path / "d.jsonl", 12)
     out = tmp_path / "adapter"
-    config = train.make_config("cpu", "smoke", max_steps=3, eval_steps=2, compare_max_new_tokens=8)
+    config = train_config.make_config("cpu", "smoke", max_steps=3, eval_steps=2, compare_max_new_tokens=8)
     assert config.quant == "nf4"
-    first = train.make_config("cpu", "smoke", max_steps=3, eval_steps=2, compare_prompts=False)
+    first = train_config.make_config("cpu", "smoke", max_steps=3, eval_steps=2, compare_prompts=False)
     with pytest.raises(KeyboardInterrupt):
-        train.train(first, data, out, callbacks=[StopAfterCheckpoint()])
-    assert (out / train.CHECKPOINTS / "checkpoint-2").is_dir()
-    assert json.loads((out / train.RUN_STATE).read_text())["status"] == "running"
+        train.train(first, data, out, callbacks=[_interrupt_after_saving(2)])
+    assert (out / train_runs.CHECKPOINTS / "checkpoint-2").is_dir()
+    assert json.loads((out / train_runs.RUN_STATE).read_text())["status"] == "running"
 
     result = train.train(config, data, out)
     card = json.loads(result.card_path.read_text())
@@ -547,8 +642,8 @@ def test_smoke_training_interrupted_then_resumed(tmp_path, embedded_model_dir):
     assert card["steps"]["global_step"] == 3 and card["steps"]["this_run"] == 1
     assert card["path"]["backend"] == "hf" and card["path"]["quant"] == "nf4"
     assert (out / "adapter_config.json").exists() and (out / "adapter_model.safetensors").exists()
-    assert (out / train.LOSS_PNG).stat().st_size > 1000
-    assert not (out / train.CHECKPOINTS).exists()
+    assert (out / adapters.LOSS_PNG).stat().st_size > 1000
+    assert not (out / train_runs.CHECKPOINTS).exists()
     losses = [p["loss"] for p in card["losses"]["train"]]
     assert [p["step"] for p in card["losses"]["train"]] == [1, 2, 3]
     assert all(math.isfinite(x) for x in losses) and math.isfinite(card["final_eval_loss"])
@@ -565,3 +660,37 @@ def test_smoke_training_interrupted_then_resumed(tmp_path, embedded_model_dir):
     weights = load_file(str(out / "adapter_model.safetensors"))
     assert any(float(t.abs().sum()) > 0 for k, t in weights.items() if "lora_B" in k)
     assert (out / "adapter_model.safetensors").stat().st_size < 20 * 2**20
+    # cast to bf16 in place, the weights keep the mode any file written here gets (not mkstemp's 0600)
+    assert (out / adapters.WEIGHTS_NAME).stat().st_mode == (out / adapters.CARD_NAME).stat().st_mode
+
+
+@pytest.mark.slow
+def test_resume_skips_a_damaged_checkpoint(tmp_path, embedded_model_dir, capsys):
+    """A real run interrupted after step 2; its last checkpoint cut short (a full disk, a killed copy). The
+    rerun warns, removes it, and resumes from checkpoint 1 instead of failing on it every time."""
+    data = write_dataset(tmp_path / "d.jsonl", 12)
+    out = tmp_path / "adapter"
+    config = train_config.make_config(
+        "cpu", "smoke", quant="none", max_steps=3, eval_steps=1, compare_prompts=False
+    )
+    with pytest.raises(KeyboardInterrupt):
+        train.train(config, data, out, callbacks=[_interrupt_after_saving(2)])
+    first, last = (out / train_runs.CHECKPOINTS / f"checkpoint-{n}" for n in (1, 2))
+    checkpoint_bytes = sum(p.stat().st_size for p in first.iterdir())
+    weights = last / adapters.WEIGHTS_NAME
+    os.truncate(weights, weights.stat().st_size // 2)
+    assert adapters.WEIGHTS_NAME in (train_runs.checkpoint_problem(last) or "")
+    assert train_runs.checkpoint_problem(first) is None
+
+    result = train.train(config, data, out)
+    assert "checkpoint-2 is damaged" in capsys.readouterr().err
+    card = result.card
+    assert card["resumed_from"].endswith("checkpoint-1")
+    assert card["steps"]["global_step"] == 3 and card["steps"]["this_run"] == 2
+    assert json.loads((out / train_runs.RUN_STATE).read_text())["status"] == "finished"
+
+    # the disk estimate counts the LoRA parameters the run trains, and a checkpoint is not bigger than estimated
+    lora = card["parameters"]["trainable"]
+    assert train.lora_parameter_count(result.model, config) == lora
+    (per_checkpoint, *_) = train_runs.training_disk_need(config, lora, saves=1).values()
+    assert checkpoint_bytes <= per_checkpoint < 4 * checkpoint_bytes

@@ -1,4 +1,4 @@
-"""Checkpoint selection by J on the dev set (friction_lib.select), and the dev set itself."""
+"""Checkpoint selection by J on the dev set (friction_lib.train_select), and the dev set itself."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from test_train import write_dataset
 
-from friction_lib import select, train
+from friction_lib import files, train, train_config, train_select
 from friction_lib.errors import FrictionError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,7 +46,7 @@ def test_best_row_prefers_j_then_lower_fpr_then_earlier_step():
         {"step": 60, "j": 0.3, "fpr": 0.1},
         {"step": 80, "j": 0.3, "fpr": 0.1},
     ]
-    assert select.best_row(rows)["step"] == 60
+    assert train_select.best_row(rows)["step"] == 60
 
 
 def test_max_fpr_keeps_only_checkpoints_under_the_cap():
@@ -55,29 +55,29 @@ def test_max_fpr_keeps_only_checkpoints_under_the_cap():
         {"step": 100, "j": 0.14, "fpr": 0.12},
         {"step": 150, "j": 0.22, "fpr": 0.28},
     ]
-    assert select.best_row(rows)["step"] == 150
-    assert select.best_row(rows, max_fpr=0.18)["step"] == 50
-    assert select.best_row(rows, max_fpr=0.17)["step"] == 100
+    assert train_select.best_row(rows)["step"] == 150
+    assert train_select.best_row(rows, max_fpr=0.18)["step"] == 50
+    assert train_select.best_row(rows, max_fpr=0.17)["step"] == 100
     with pytest.raises(
         FrictionError, match=r"at most 0.10 \(step 50: 0.18, step 100: 0.12, step 150: 0.28\)"
     ):
-        select.best_row(rows, max_fpr=0.10)
+        train_select.best_row(rows, max_fpr=0.10)
 
 
 def test_cli_max_fpr_must_be_a_share(tmp_path):
     with pytest.raises(FrictionError, match="--max-fpr is a share"):
-        select.cli_train_select([str(tmp_path), "--out", str(tmp_path / "o"), "--max-fpr", "17"])
+        train_select.cli_train_select([str(tmp_path), "--out", str(tmp_path / "o"), "--max-fpr", "17"])
 
 
 def test_no_checkpoints_is_a_clear_error(tmp_path):
     (tmp_path / "checkpoints" / "checkpoint-5").mkdir(parents=True)  # no adapter inside
     with pytest.raises(FrictionError, match="checkpoint_limit: 0"):
-        select.find_checkpoints(tmp_path)
+        train_select.find_checkpoints(tmp_path)
 
 
 def test_cli_refuses_to_select_on_the_quick_set(tmp_path):
     with pytest.raises(FrictionError, match="tune to the test"):
-        select.cli_train_select(
+        train_select.cli_train_select(
             [str(tmp_path), "--prompts", "data/eval/quick.jsonl", "--out", str(tmp_path / "o")]
         )
 
@@ -87,7 +87,7 @@ def test_select_evaluates_every_checkpoint_and_writes_the_best(tmp_path, embedde
     """A real two-step run that keeps both checkpoints, then a real greedy eval of each."""
     data = write_dataset(tmp_path / "d.jsonl", 12)
     run = tmp_path / "run"
-    config = train.make_config(
+    config = train_config.make_config(
         "cpu",
         "smoke",
         quant="none",
@@ -98,20 +98,20 @@ def test_select_evaluates_every_checkpoint_and_writes_the_best(tmp_path, embedde
         checkpoint_limit=0,
     )
     train.train(config, data, run)
-    assert [step for step, _ in select.find_checkpoints(run)] == [1, 2]
+    assert [step for step, _ in train_select.find_checkpoints(run)] == [1, 2]
 
     prompts = tmp_path / "dev.jsonl"
     prompts.write_text(
         "".join(json.dumps(r) + "\n" for r in _rows(EVAL / "dev.jsonl")[::25]), encoding="utf-8"
     )
     out = tmp_path / "chosen"
-    selection = select.select_checkpoint(run, prompts, out, max_new_tokens=8, progress=False)
+    selection = train_select.select_checkpoint(run, prompts, out, max_new_tokens=8, progress=False)
 
     assert [r["step"] for r in selection["checkpoints"]] == [1, 2]
     kept = run / "selection" / "dev"  # one folder per dev set, so a second dev set keeps the first's
     assert sorted(p.name for p in kept.iterdir()) == ["step-1", "step-2"]
     assert (kept / "step-1" / "responses.jsonl").exists()
-    assert selection["chosen_step"] == select.best_row(selection["checkpoints"])["step"]
+    assert selection["chosen_step"] == train_select.best_row(selection["checkpoints"])["step"]
     assert selection["max_fpr"] is None and selection["criterion"].startswith("max J (lenient);")
     for name in ("adapter_config.json", "adapter_model.safetensors", "selection.json", "selection.png"):
         assert (out / name).exists(), name
@@ -122,18 +122,30 @@ def test_select_evaluates_every_checkpoint_and_writes_the_best(tmp_path, embedde
     assert {str(t.dtype) for t in load_file(str(out / "adapter_model.safetensors")).values()} == {
         "torch.bfloat16"
     }
+    assert (out / "adapter_model.safetensors").stat().st_mode == (out / "selection.json").stat().st_mode
     with pytest.raises(FrictionError, match="--overwrite"):
-        select.select_checkpoint(run, prompts, out, max_new_tokens=8, progress=False)
+        train_select.select_checkpoint(run, prompts, out, max_new_tokens=8, progress=False)
 
     # --steps: only the named checkpoints; a step with no checkpoint names the ones there are
-    only = select.select_checkpoint(
+    only = train_select.select_checkpoint(
         run, prompts, tmp_path / "only2", max_new_tokens=8, steps=[2], progress=False
     )
     assert [r["step"] for r in only["checkpoints"]] == [2] and only["chosen_step"] == 2
     with pytest.raises(FrictionError, match=r"step\(s\) 7 .* it has 1, 2"):
-        select.select_checkpoint(run, prompts, tmp_path / "x", max_new_tokens=8, steps=[7], progress=False)
+        train_select.select_checkpoint(
+            run, prompts, tmp_path / "x", max_new_tokens=8, steps=[7], progress=False
+        )
+    assert not (tmp_path / "x").exists()
+
+    # the chosen folder is the tool's, so --overwrite replaces it, whole; no staging folder stays behind
+    assert (out / files.MARKER).exists()
+    train_select.select_checkpoint(
+        run, prompts, out, max_new_tokens=8, steps=[2], overwrite=True, progress=False
+    )
+    assert json.loads((out / "selection.json").read_text())["chosen_step"] == 2
+    assert sorted(p.name for p in tmp_path.glob(".chosen*")) == [".chosen.lock"]
 
 
 def test_cli_steps_must_be_numbers(tmp_path):
     with pytest.raises(FrictionError, match="comma-separated step numbers"):
-        select.cli_train_select([str(tmp_path), "--out", str(tmp_path / "o"), "--steps", "40,eighty"])
+        train_select.cli_train_select([str(tmp_path), "--out", str(tmp_path / "o"), "--steps", "40,eighty"])

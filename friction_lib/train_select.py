@@ -17,33 +17,28 @@ on, so picking on them does not tune to the test.
 from __future__ import annotations
 
 import argparse
-import json
-import re
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from friction_lib import adapters
+from friction_lib.adapters import CARD_NAME, LOSS_PNG
 from friction_lib.errors import FrictionError
-from friction_lib.files import write_atomic
+from friction_lib.files import staged_folder, write_json
+from friction_lib.train_runs import CHECKPOINTS, checkpoints
 
-ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
+COMMAND = "train select"
 
 
 def find_checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
     """(step, folder) of every checkpoint of a training run that holds an adapter, by step."""
-    folder = Path(run_dir) / "checkpoints"
-    found = []
-    for path in folder.glob("checkpoint-*"):
-        match = re.fullmatch(r"checkpoint-(\d+)", path.name)
-        if match and all((path / name).exists() for name in ADAPTER_FILES):
-            found.append((int(match.group(1)), path))
+    found = [(int(p.name.split("-")[-1]), p) for p in checkpoints(Path(run_dir)) if adapters.is_adapter(p)]
     if not found:
         raise FrictionError(
-            f"No checkpoints with an adapter in {folder}. Train with keep_checkpoints: true and "
-            "checkpoint_limit: 0 (e.g. in a --config file) so that every checkpoint stays on disk."
+            f"No checkpoints with an adapter in {Path(run_dir) / CHECKPOINTS}. Train with keep_checkpoints: true "
+            "and checkpoint_limit: 0 (e.g. in a --config file) so that every checkpoint stays on disk."
         )
-    return sorted(found)
+    return found
 
 
 def selection_dir(run_dir: str | Path, prompts: str | Path) -> Path:
@@ -84,29 +79,64 @@ def select_checkpoint(
     """Evaluate the checkpoints of `run_dir` on `prompts`, write the best as an adapter in `out_dir`.
 
     `steps` limits the search to those checkpoints (each dev eval costs a minute or more on 2 cores);
-    `max_fpr` leaves out checkpoints whose dev FPR is higher.
+    `max_fpr` leaves out checkpoints whose dev FPR is higher. `out_dir` is checked first and has one writer
+    for the whole run; it is replaced only by a complete adapter folder (`files.staged_folder`).
     """
-    from friction_lib.evaluate import DEFAULT_EVAL_MAX_NEW_TOKENS, run_eval
+    from friction_lib.evaluate import DEFAULT_EVAL_MAX_NEW_TOKENS
 
-    run, out = Path(run_dir), Path(out_dir)
-    card_path = run / "training_card.json"
-    if not card_path.exists():
-        raise FrictionError(f"{card_path} is missing: point at a finished `friction train` output folder.")
-    if (out / "adapter_model.safetensors").exists() and not overwrite:
-        raise FrictionError(f"{out} already holds an adapter. Pick another --out, or pass --overwrite.")
-    checkpoints = find_checkpoints(run)
-    if steps:
-        wanted, have = set(steps), {step for step, _ in checkpoints}
-        if missing := sorted(wanted - have):
-            raise FrictionError(
-                f"No checkpoint for step(s) {', '.join(map(str, missing))} in {run / 'checkpoints'}; "
-                f"it has {', '.join(map(str, sorted(have)))}."
-            )
-        checkpoints = [(step, path) for step, path in checkpoints if step in wanted]
+    run = Path(run_dir)
     budget = max_new_tokens or DEFAULT_EVAL_MAX_NEW_TOKENS
+    with staged_folder(out_dir, COMMAND, overwrite) as tmp:
+        if not (run / CARD_NAME).exists():
+            raise FrictionError(
+                f"{run / CARD_NAME} is missing: point at a finished `friction train` output folder."
+            )
+        chosen = _chosen_checkpoints(run, steps)
+        rows = _evaluate(run, prompts, chosen, threads, budget, progress)
+        best = best_row(rows, max_fpr)
+        cap = "" if max_fpr is None else f" among checkpoints with FPR <= {max_fpr:.2f}"
+        selection: dict[str, Any] = {
+            "prompts": str(prompts),
+            "criterion": f"max J (lenient){cap}; ties: lower FPR, earlier step",
+            "max_fpr": max_fpr,
+            "max_new_tokens": budget,
+            "chosen_step": best["step"],
+            "checkpoints": rows,
+        }
+        _write_adapter(dict(chosen)[best["step"]], run, tmp, selection, save_dtype)
+    print_table(rows, best["step"])
+    print(f"Chosen: checkpoint {best['step']} (J {best['j']:.2f}) -> {out_dir}")
+    return selection
+
+
+def _chosen_checkpoints(run: Path, steps: list[int] | None) -> list[tuple[int, Path]]:
+    """Every checkpoint of the run, or those of `steps` (a step without one is an error naming those there are)."""
+    found = find_checkpoints(run)
+    if not steps:
+        return found
+    wanted, have = set(steps), {step for step, _ in found}
+    if missing := sorted(wanted - have):
+        raise FrictionError(
+            f"No checkpoint for step(s) {', '.join(map(str, missing))} in {run / CHECKPOINTS}; "
+            f"it has {', '.join(map(str, sorted(have)))}."
+        )
+    return [(step, path) for step, path in found if step in wanted]
+
+
+def _evaluate(
+    run: Path,
+    prompts: str | Path,
+    chosen: list[tuple[int, Path]],
+    threads: int | None,
+    budget: int,
+    progress: bool,
+) -> list[dict[str, Any]]:
+    """A greedy dev eval of each checkpoint (kept under RUN/selection/DEV_SET/step-N): J, TPR, FPR, degenerate."""
+    from friction_lib.evaluate import run_eval
+
     rows: list[dict[str, Any]] = []
-    for step, path in checkpoints:
-        print(f"== checkpoint {step} ({len(rows) + 1}/{len(checkpoints)})")
+    for step, path in chosen:
+        print(f"== checkpoint {step} ({len(rows) + 1}/{len(chosen)})")
         results = run_eval(
             prompts,
             selection_dir(run, prompts) / f"step-{step}",
@@ -127,46 +157,20 @@ def select_checkpoint(
                 "degenerate": overall["degenerate_rate"],
             }
         )
-    best = best_row(rows, max_fpr)
-    cap = "" if max_fpr is None else f" among checkpoints with FPR <= {max_fpr:.2f}"
-    selection: dict[str, Any] = {
-        "prompts": str(prompts),
-        "criterion": f"max J (lenient){cap}; ties: lower FPR, earlier step",
-        "max_fpr": max_fpr,
-        "max_new_tokens": budget,
-        "chosen_step": best["step"],
-        "checkpoints": rows,
-    }
-    _write_adapter(dict(checkpoints)[best["step"]], run, out, selection, save_dtype)
-    print_table(rows, best["step"])
-    print(f"Chosen: checkpoint {best['step']} (J {best['j']:.2f}) -> {out}")
-    return selection
+    return rows
 
 
 def _write_adapter(
-    checkpoint: Path, run: Path, out: Path, selection: dict[str, Any], save_dtype: str
+    checkpoint: Path, run: Path, folder: Path, selection: dict[str, Any], save_dtype: str
 ) -> None:
-    """Adapter files (weights cast to `save_dtype`), the amended card, loss.png and the selection, atomically."""
-    from friction_lib.adapters import cast_adapter_weights
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    try:
-        for name in ADAPTER_FILES:
-            shutil.copy2(checkpoint / name, tmp / name)
-        cast_adapter_weights(tmp / "adapter_model.safetensors", save_dtype)
-        card = json.loads((run / "training_card.json").read_text(encoding="utf-8"))
-        card["selection"] = selection
-        write_atomic(tmp / "training_card.json", json.dumps(card, indent=2, ensure_ascii=False) + "\n")
-        write_atomic(tmp / "selection.json", json.dumps(selection, indent=2) + "\n")
-        if (run / "loss.png").exists():
-            shutil.copy2(run / "loss.png", tmp / "loss.png")
-        plot_selection(selection["checkpoints"], selection["chosen_step"], tmp / "selection.png")
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    """Into the staged folder: the adapter (weights cast to `save_dtype`), the run's card with the selection,
+    loss.png, selection.json and selection.png."""
+    adapters.copy_adapter(checkpoint, folder, save_dtype)
+    write_json(folder / CARD_NAME, {**adapters.read_training_card(run), "selection": selection})
+    write_json(folder / "selection.json", selection)
+    if (run / LOSS_PNG).exists():
+        shutil.copy2(run / LOSS_PNG, folder / LOSS_PNG)
+    plot_selection(selection["checkpoints"], selection["chosen_step"], folder / "selection.png")
 
 
 def print_table(rows: list[dict[str, Any]], chosen: int) -> None:
@@ -206,7 +210,7 @@ def plot_selection(rows: list[dict[str, Any]], chosen: int, path: Path) -> Path:
     return path
 
 
-def cli_train_select(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="friction train select",
         description="Evaluate every checkpoint of a training run on a dev set; keep the one with the best J.",
@@ -233,8 +237,12 @@ def cli_train_select(argv: list[str] | None = None) -> int:
         type=float,
         help="only checkpoints whose dev FPR is at most this (e.g. the base model's dev FPR + 0.15)",
     )
-    parser.add_argument("--overwrite", action="store_true")
-    args = parser.parse_args(argv)
+    parser.add_argument("--overwrite", action="store_true", help="replace an --out folder that friction made")
+    return parser
+
+
+def cli_train_select(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     if args.max_fpr is not None and not 0 <= args.max_fpr <= 1:
         raise FrictionError(f"--max-fpr is a share of the controls, from 0 to 1; got {args.max_fpr}.")
     try:
