@@ -47,7 +47,7 @@ from friction_lib.adapters import (
     read_adapter_config,
 )
 from friction_lib.errors import FrictionError
-from friction_lib.files import staged_folder, write_atomic
+from friction_lib.files import check_disk_space, size_text, staged_folder, write_atomic
 from friction_lib.modelfile import chat_format_for, render_modelfile, write_talk_modelfile
 from friction_lib.models import (
     BASE_MODEL_IDS,
@@ -133,25 +133,6 @@ def estimate_export_bytes(n_params: int, quants: Sequence[str], base_type: str =
     total = 2 * n_params + n_params * BITS_PER_WEIGHT[base_type] / 8
     total += sum(n_params * BITS_PER_WEIGHT[q] / 8 for q in quants if q not in BASE_TYPES)
     return int(total * 1.10) + 64 * 2**20
-
-
-def _gib(n: float) -> str:
-    return f"{n / 2**30:.2f} GiB"
-
-
-def check_disk_space(folder: Path, required_bytes: int) -> int:
-    """Raise before any work if `folder`'s disk has less free space than the estimate."""
-    probe = folder
-    while not probe.exists():
-        probe = probe.parent
-    free = shutil.disk_usage(probe).free
-    if free < required_bytes:
-        raise FrictionError(
-            f"Not enough disk space in {probe}: the export needs about {_gib(required_bytes)} "
-            f"(merged 16-bit weights + 16-bit GGUF + quants) and {_gib(free)} is free. Free some space, "
-            "or pass --out on a bigger disk."
-        )
-    return free
 
 
 # --------------------------------------------------------------------------- convert and quantise
@@ -351,10 +332,15 @@ def check_room(plan: ExportPlan, required_bytes: int | None = None, progress: bo
     needed = required_bytes
     if needed is None:
         needed = estimate_export_bytes(n_params, plan.quants, plan.base_type)
-    free = check_disk_space(plan.out.parent, needed)
+    free = check_disk_space(
+        plan.out.parent,
+        needed,
+        "the export (merged 16-bit weights + 16-bit GGUF + quants)",
+        "Free some space, or pass --out on a bigger disk.",
+    )
     if progress:
         print(f"Export {plan.adapter} ({plan.profile.name}, {n_params / 1e6:.0f}M parameters) -> {plan.out}")
-        print(f"Disk: needs about {_gib(needed)}, {_gib(free)} free.")
+        print(f"Disk: needs about {size_text(needed)}, {size_text(free)} free.")
 
 
 @contextmanager

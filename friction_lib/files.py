@@ -25,6 +25,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from friction_lib.errors import FrictionError
 
@@ -70,6 +71,56 @@ def write_atomic(path: str | os.PathLike[str], data: str | bytes, fsync: bool = 
 def write_json(path: str | os.PathLike[str], data: object) -> Path:
     """`write_atomic` of indented JSON (UTF-8, a final newline)."""
     return write_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def read_yaml_mapping(path: Path, empty_ok: bool = False) -> dict[str, Any]:
+    """A YAML file whose top level is `key: value` pairs; bad YAML is an error with `file:line`."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise FrictionError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}).") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        raise FrictionError(
+            f"{where}: not valid YAML ({getattr(exc, 'problem', exc)}). Fix the indentation or quoting."
+        ) from None
+    if data is None and empty_ok:
+        return {}
+    if not isinstance(data, dict):
+        raise FrictionError(
+            f"{path}: expected `key: value` pairs at the top level, got a {type(data).__name__}."
+        )
+    return data
+
+
+# --------------------------------------------------------------------------- disk space
+
+
+def size_text(n_bytes: float) -> str:
+    return f"{n_bytes / 2**30:.2f} GiB" if n_bytes >= 2**30 else f"{n_bytes / 2**20:.1f} MiB"
+
+
+def check_disk_space(folder: str | os.PathLike[str], need: int, what: str, fix: str) -> int:
+    """Raise before any work when the disk that will hold `folder` has less than `need` bytes free.
+
+    Returns the free bytes. `what` names what needs the room, `fix` says what to do about it.
+    """
+    probe = Path(folder)
+    while not probe.exists():
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    if free < need:
+        raise FrictionError(
+            f"Not enough disk space for {what}: about {size_text(need)} needed, {size_text(free)} free at "
+            f"{probe} ({need:,} and {free:,} bytes). {fix}"
+        )
+    return free
 
 
 # --------------------------------------------------------------------------- paths read from files

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from friction_lib.errors import FrictionError
+from friction_lib.files import read_yaml_mapping
 from friction_lib.schema import FRICTION_TYPES, PERSONAS
 
 # (system, prompt, max_tokens) -> the model's text. Generation fails loudly through exceptions.
@@ -63,23 +64,11 @@ def default_data_dir() -> Path:
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    import yaml
-
     if not path.is_file():
         raise FrictionError(
             f"{path}: file not found. Restore it from git, or point --personas at your folder."
         )
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise FrictionError(
-            f"{where}: not valid YAML ({getattr(exc, 'problem', exc)}). Fix the indentation or quoting."
-        ) from None
-    if not isinstance(data, dict):
-        raise FrictionError(f"{path}: expected a YAML mapping (key: value lines) at the top level.")
-    return data
+    return read_yaml_mapping(path)
 
 
 def _text(data: dict[str, Any], key: str, path: Path) -> str:

@@ -38,7 +38,7 @@ from typing import Any
 from friction_lib import adapters, train_card, train_runs
 from friction_lib.adapters import CARD_NAME, LOSS_PNG
 from friction_lib.errors import FrictionError
-from friction_lib.files import output_lock, staged_folder, write_json
+from friction_lib.files import output_lock, size_text, staged_folder, write_json
 from friction_lib.train_card import RunLog
 from friction_lib.train_compare import compare_answers, short
 from friction_lib.train_config import PRESETS, TrainConfig, describe_config, did_you_mean, make_config
@@ -499,7 +499,7 @@ def _check_disk(config: TrainConfig, out: Path, model: Any, n_rows: int) -> int:
     saves = train_runs.saves_in(*schedule(config, n_rows))
     parts = train_runs.training_disk_need(config, lora_parameter_count(model, config), saves, n_params)
     need = train_runs.check_disk_for_training(out, parts)
-    print(f"Disk: about {train_runs.size_text(need)} will be written ({', '.join(parts)}); enough is free.")
+    print(f"Disk: about {size_text(need)} will be written ({', '.join(parts)}); enough is free.")
     return n_params
 
 

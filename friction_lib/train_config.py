@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from friction_lib.errors import FrictionError
+from friction_lib.files import read_yaml_mapping
 from friction_lib.schema import REASONING_KEEP
 
 ALL_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -301,20 +302,7 @@ def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise FrictionError(
             f"Config {str(path)!r} is neither a file nor a preset ({presets}).{did_you_mean(str(path), PRESETS)}"
         )
-    import yaml
-
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise FrictionError(f"{p}{line}: not valid YAML ({getattr(exc, 'problem', exc)}).") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise FrictionError(
-            f"{p}: expected `key: value` pairs at the top level, got a {type(data).__name__}."
-        )
+    data = read_yaml_mapping(p, empty_ok=True)
     check_keys(data, where=f"config key in {p}:")
     return data
 

@@ -21,7 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from friction_lib.errors import FrictionError
-from friction_lib.files import check_output_folder, made_by_tool, mark_output, write_json
+from friction_lib.files import (
+    check_disk_space,
+    check_output_folder,
+    made_by_tool,
+    mark_output,
+    size_text,
+    write_json,
+)
 from friction_lib.train_config import TrainConfig
 
 COMMAND = "train"
@@ -160,24 +167,6 @@ def resume_checkpoint(out: Path) -> Path | None:
 # --------------------------------------------------------------------------- disk space
 
 
-def size_text(n_bytes: float) -> str:
-    return f"{n_bytes / 2**30:.2f} GiB" if n_bytes >= 2**30 else f"{n_bytes / 2**20:.1f} MiB"
-
-
-def check_disk(folder: Path, need: int, what: str, fix: str) -> int:
-    """Raise when the disk that will hold `folder` has less than `need` bytes free; returns `need`."""
-    probe = folder
-    while not probe.exists():
-        probe = probe.parent
-    free = shutil.disk_usage(probe).free
-    if free < need:
-        raise FrictionError(
-            f"Not enough disk space for {what}: about {size_text(need)} needed, {size_text(free)} free at "
-            f"{probe} ({need:,} and {free:,} bytes). {fix}"
-        )
-    return need
-
-
 def merged_size_estimate(n_params: int) -> int:
     """Bytes for a 16-bit merged model: 2 bytes per parameter, plus 10% and 50 MB for tokenizer and slack."""
     return int(n_params * 2 * 1.1) + 50 * 2**20
@@ -185,12 +174,13 @@ def merged_size_estimate(n_params: int) -> int:
 
 def check_disk_for_merge(folder: Path, n_params: int) -> int:
     """Raise before merging (and before training) when the disk cannot hold the merged model."""
-    return check_disk(
+    check_disk_space(
         folder,
         merged_size_estimate(n_params),
         f"the merged 16-bit model ({n_params / 1e6:.0f}M parameters x 2 bytes + 10%)",
         "Free some space, choose another --out, or train without --merge (the adapter alone is small).",
     )
+    return merged_size_estimate(n_params)
 
 
 CHECKPOINT_SLACK = (
@@ -217,13 +207,14 @@ def training_disk_need(
 
 def check_disk_for_training(folder: Path, parts: dict[str, int]) -> int:
     """Raise before training when the disk cannot hold what the run will write (`training_disk_need`)."""
-    return check_disk(
+    check_disk_space(
         folder,
         sum(parts.values()),
         f"training ({', '.join(parts)})",
         "Free some space, choose another --out, or keep fewer checkpoints (checkpoint_limit: 1, or a larger "
         "eval_steps).",
     )
+    return sum(parts.values())
 
 
 def saves_in(total_steps: int, every: int) -> int:
