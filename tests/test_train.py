@@ -297,6 +297,7 @@ def _trainer(tok, config, tmp_path, rows_train, rows_eval):
     )
 
 
+@pytest.mark.drift
 @pytest.mark.parametrize("batching", train.BATCHING)
 def test_sft_trainer_takes_exactly_our_kwargs_and_keeps_our_labels(tok, tmp_path, batching):
     """TRL 1.16 accepts every keyword we pass, and trains on the labels we built (not its own)."""
@@ -325,6 +326,7 @@ def test_sft_trainer_takes_exactly_our_kwargs_and_keeps_our_labels(tok, tmp_path
         assert any(contains(h, row["input_ids"]) for h in packed_train)
 
 
+@pytest.mark.drift
 def test_padding_free_batches_keep_sequences_apart(tok):
     """Padding-free flattens a batch into one row; on CPU (SDPA) the sequences must still not see each other."""
     import torch
@@ -352,6 +354,7 @@ def test_padding_free_batches_keep_sequences_apart(tok):
     assert (second - leaky_logits[0, n0 : n0 + n1]).abs().max() > 1e-3
 
 
+@pytest.mark.drift
 def test_talk_kwargs_build_an_sft_config(tmp_path):
     from trl import SFTConfig
 
