@@ -14,19 +14,33 @@ export TOKENIZERS_PARALLELISM ?= false
 # OpenMP threads sleep instead of spinning while they wait: on a busy 2-core machine torch ran 10x faster.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: workshop test venv prepare lint typecheck unit notebooks adapter eval export bench bench-quants demo screenshot bench-demo format clean help
+# The GPU path lives in its own environments: its pins (Unsloth's caps) would downgrade the CPU .venv.
+GPU_VENV := .venv-gpu
+GPU_BIN := $(GPU_VENV)/bin
+GPU_STAMP := $(GPU_VENV)/.installed
+API_VENV := .venv-gpu-api
+API_STAMP := $(API_VENV)/.installed
+# PROFILE=colab|talk runs in .venv-gpu (make gpu-venv); the cpu profile in .venv.
+RUN_SETUP := $(if $(filter cpu,$(PROFILE)),venv prepare,gpu-venv)
+RUN_BIN := $(if $(filter cpu,$(PROFILE)),$(BIN),$(GPU_BIN))
+
+.PHONY: workshop test venv prepare lint typecheck unit notebooks adapter eval export bench bench-quants demo screenshot bench-demo format clean help gpu-resolve drift gpu-venv gpu-check
 
 help:
 	@echo "make workshop [PROFILE=cpu|colab|talk]  set up, then run the notebook chain (runs/<timestamp>/)"
-	@echo "make test                              set up, then lint, type-check, unit/engine tests, nbval"
+	@echo "make test                              set up, then lint, type-check, unit/engine tests, nbval, GPU checks"
+	@echo "make gpu-resolve                       resolve the GPU install for Linux (no install; needs PyPI)"
+	@echo "make drift                             the TRL config/trainer tests on the GPU path's library versions"
+	@echo "make gpu-venv                          a CUDA box: install the GPU stack into .venv-gpu"
+	@echo "make gpu-check                         a CUDA box: the colab chain, Unsloth vs HF, the 1.5B adapter's efficacy"
 	@echo "make adapter                           retrain the shipped CPU adapter (models/friction-smollm2-135m)"
 	@echo "make eval                              base vs prompt-only vs shipped adapter on the quick eval set"
 	@echo "make bench                             print the benchmark figures"
 
-workshop: venv prepare
-	$(BIN)/friction workshop --profile $(PROFILE)
+workshop: $(RUN_SETUP)
+	$(RUN_BIN)/friction workshop --profile $(PROFILE)
 
-test: venv prepare lint typecheck unit notebooks
+test: venv prepare lint typecheck unit notebooks gpu-resolve drift
 
 venv: $(STAMP)
 
@@ -98,9 +112,37 @@ bench-demo: venv prepare
 bench-quants: export
 	$(BIN)/python scripts/bench_quants.py --export export/smollm2 --threads 1,2
 
+# The GPU install resolves for Linux x86_64, Python 3.11 and 3.12, from PyPI (pip --dry-run; about 100 s).
+gpu-resolve: venv
+	$(BIN)/python scripts/gpu_resolve.py
+
+# The GPU path's transformers, trl, peft, datasets, accelerate and huggingface_hub on the CPU torch (built once).
+drift: $(API_STAMP) prepare
+	$(API_VENV)/bin/python -m pytest -q -p no:cacheprovider -m drift tests
+
+$(API_STAMP): requirements-gpu.txt $(STAMP)
+	$(BIN)/python scripts/gpu_api_env.py $(API_VENV)
+	@touch $(API_STAMP)
+
+# A CUDA box: requirements-gpu.txt with constraints-cuda.txt's torch, llama-cpp-python and the converter (once).
+gpu-venv: $(GPU_STAMP)
+
+$(GPU_STAMP): requirements-gpu.txt constraints-cuda.txt requirements.txt requirements-extra.txt pyproject.toml
+	@test -x $(GPU_BIN)/python || $(PYTHON) -m venv $(GPU_VENV)
+	$(GPU_BIN)/python -m pip install --quiet --upgrade pip
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(GPU_BIN)/python -m friction_lib.gpu_setup --constraints constraints-cuda.txt
+	$(GPU_BIN)/friction prepare
+	@touch $(GPU_STAMP)
+
+# Fails at once, before installing anything, on a machine without a usable NVIDIA driver.
+gpu-check:
+	PYTHONPATH=. $(PYTHON) scripts/gpu_check.py --preflight
+	$(MAKE) gpu-venv
+	$(GPU_BIN)/python scripts/gpu_check.py
+
 format: venv
 	$(BIN)/ruff check --fix friction_lib tests scripts data/build experiments
 	$(BIN)/ruff format friction_lib tests scripts data/build experiments
 
 clean:
-	rm -rf $(VENV) cache runs .pytest_cache .mypy_cache .ruff_cache .coverage
+	rm -rf $(VENV) $(GPU_VENV) $(API_VENV) cache runs .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -87,11 +88,65 @@ def cuda_available() -> bool:
         return False
 
 
+# The oldest Linux NVIDIA driver each CUDA release needs: NVIDIA's CUDA Toolkit release notes, table "CUDA Toolkit
+# and Corresponding Driver Versions" (the GA row of each release). PyPI's torch 2.10.0 is built with CUDA 12.8.
+MIN_DRIVER = {
+    "11.8": "520.61.05",
+    "12.1": "530.30.02",
+    "12.4": "550.54.14",
+    "12.6": "560.28.03",
+    "12.8": "570.26",
+    "13.0": "580.65.06",
+}
+NVIDIA_DRIVER_FILE = Path("/proc/driver/nvidia/version")
+# constraints-cuda.txt's torch for a CUDA box, and the CUDA it is built with (`make gpu-resolve` checks both).
+BOX_TORCH, BOX_CUDA = "2.10.0", "12.8"
+GPU_FIX = f"`make gpu-venv` (torch {BOX_TORCH}, CUDA {BOX_CUDA}, NVIDIA driver >= {MIN_DRIVER[BOX_CUDA]})"
+
+
+def nvidia_driver(version_file: Path = NVIDIA_DRIVER_FILE) -> str | None:
+    """The loaded NVIDIA kernel driver's version ("550.54.15"), or None without one."""
+    try:
+        text = version_file.read_text()
+    except OSError:
+        return None
+    found = re.search(r"Kernel Module(?: for \S+)?\s+(\d+\.\d+(?:\.\d+)?)", text)
+    return found[1] if found else None
+
+
+def driver_too_old(driver: str, cuda: str) -> str | None:
+    """The driver that CUDA `cuda` ("12.8", "12.8.90") needs, if `driver` is older; else None."""
+    need = MIN_DRIVER.get(".".join(cuda.split(".")[:2]))
+
+    def key(version: str) -> tuple[int, ...]:
+        return tuple(int(part) for part in version.split("."))
+
+    return need if need and key(driver) < key(need) else None
+
+
+def cuda_problem(torch_version: str, torch_cuda: str | None, driver: str | None) -> str:
+    """Why CUDA is unusable, in one line that names the fix (for a machine where torch finds no CUDA GPU)."""
+    if torch_cuda is None:
+        return f"this torch ({torch_version}) is a CPU build; on a CUDA box, install the GPU stack with {GPU_FIX}."
+    if driver is None:
+        return f"no NVIDIA driver is loaded; install one, then the GPU stack with {GPU_FIX}."
+    need = driver_too_old(driver, torch_cuda)
+    if need:
+        return (
+            f"NVIDIA driver {driver} is too old for torch {torch_version} (CUDA {torch_cuda} needs >= {need}); "
+            f"upgrade the driver, or install the GPU stack with {GPU_FIX}."
+        )
+    return f"torch {torch_version} (CUDA {torch_cuda}) sees no GPU with driver {driver}; run nvidia-smi to see why."
+
+
 def check_profile_hardware(profile: Profile) -> None:
     if profile.needs_cuda and not cuda_available():
+        import torch
+
+        problem = cuda_problem(torch.__version__, torch.version.cuda, nvidia_driver())
         raise FrictionError(
-            f"Profile {profile.name!r} needs a CUDA GPU and none was found. "
-            "Use --profile cpu (offline, any laptop) or --profile colab (a free Colab T4)."
+            f"Profile {profile.name!r} needs a CUDA GPU and none was found: {problem} "
+            "Without a GPU: --profile cpu (offline, any laptop) or --profile colab (a free Colab T4)."
         )
 
 

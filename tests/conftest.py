@@ -14,6 +14,13 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch is imported: no spinning threads
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # Registered here, not in pyproject.toml: a change there rebuilds .venv (make's stamp depends on it).
+    config.addinivalue_line(
+        "markers", "drift: builds TRL's config or trainer; `make drift` reruns it on the GPU path's versions"
+    )
+
+
 @pytest.fixture(scope="session")
 def root() -> Path:
     return ROOT

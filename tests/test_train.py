@@ -299,6 +299,7 @@ def _trainer(tok, config, tmp_path, rows_train, rows_eval):
     )
 
 
+@pytest.mark.drift
 @pytest.mark.parametrize("batching", train_config.BATCHING)
 def test_sft_trainer_takes_exactly_our_kwargs_and_keeps_our_labels(tok, tmp_path, batching):
     """The installed TRL accepts every keyword we pass, and trains on the labels we built (not its own)."""
@@ -327,6 +328,7 @@ def test_sft_trainer_takes_exactly_our_kwargs_and_keeps_our_labels(tok, tmp_path
         assert any(contains(h, row["input_ids"]) for h in packed_train)
 
 
+@pytest.mark.drift
 def test_padding_free_batches_keep_sequences_apart(tok):
     """Padding-free flattens a batch into one row; on CPU (SDPA) the sequences must still not see each other."""
     import torch
@@ -354,6 +356,7 @@ def test_padding_free_batches_keep_sequences_apart(tok):
     assert (second - leaky_logits[0, n0 : n0 + n1]).abs().max() > 1e-3
 
 
+@pytest.mark.drift
 def test_talk_kwargs_build_an_sft_config(tmp_path):
     from trl import SFTConfig
 
@@ -371,6 +374,7 @@ def test_talk_kwargs_build_an_sft_config(tmp_path):
     assert args.lr_scheduler_type == "cosine" and args.max_grad_norm == 0.5 and args.num_train_epochs == 7
 
 
+@pytest.mark.drift
 @pytest.mark.parametrize("profile", ["cpu", "talk"])
 @pytest.mark.parametrize("batching", train_config.BATCHING)
 def test_every_keyword_we_pass_is_a_field_of_the_installed_sftconfig(tmp_path, profile, batching):
