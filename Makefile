@@ -109,6 +109,12 @@ screenshot: venv prepare
 bench-demo: venv prepare
 	$(BIN)/python scripts/bench_demo.py
 
+# The talk path rehearsed on CPU (a tiny random-weight R1-Distill-Qwen with the real R1 tokenizer): train, merge,
+# GGUF, q4_k_m, Modelfile, verification, friction serve. Writes runs/rehearsal/rehearsal.md.
+.PHONY: rehearsal
+rehearsal: venv
+	$(BIN)/friction rehearsal --out runs/rehearsal --overwrite
+
 bench-quants: export
 	$(BIN)/python scripts/bench_quants.py --export export/smollm2 --threads 1,2
 

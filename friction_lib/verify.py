@@ -3,8 +3,9 @@
 One entry per check per GGUF:
 - `loads_in_llama_cpp`: the GGUF loads (size, load time, vocabulary, whether it adds BOS);
 - `template_tokens_match`: conversations rendered through the Modelfile's TEMPLATE as Ollama executes it
-  (`modelfile.ollama_prompt`) and tokenised by llama.cpp give exactly the token ids of the tokenizer's chat
-  template and of the training prompt, with the same `<think>` pre-fill;
+  (`ollama_template.ollama_prompt`; an earlier reply as Ollama returned it, `ollama_reply`) and tokenised by
+  llama.cpp give exactly the token ids of the tokenizer's chat template and of the training prompt, with the
+  same `<think>` pre-fill;
 - `stops_on_its_own`: greedy generation ends with an end-of-generation token or a Modelfile stop within a limit;
 - `greedy_16_match_transformers` (q8_0 and the 16-bit GGUFs): the first greedy tokens equal those of the merged
   HF model in transformers, up to near ties.
@@ -22,22 +23,33 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from friction_lib.chat import SYSTEM_PROMPT, build_messages, prompt_prefills_think, render_for_training
+from friction_lib.chat import (
+    SYSTEM_PROMPT,
+    THINK_OPEN,
+    build_messages,
+    prompt_prefills_think,
+    render_for_training,
+    render_prompt,
+)
 from friction_lib.errors import FrictionError
 from friction_lib.files import write_atomic
-from friction_lib.modelfile import ParsedModelfile, ollama_prompt, parse_modelfile
+from friction_lib.modelfile import ParsedModelfile, parse_modelfile
+from friction_lib.ollama_template import ollama_prompt, ollama_reply
 
 VERIFY_PROMPTS = (
     "Is the Great Wall of China visible from the Moon with the naked eye?",
     "How do I kill a Python process that hangs?",
     "Write one sentence about autumn.",
 )
-# A second conversation: its own system prompt and a finished earlier turn, to exercise the template's
-# history and system handling, not only the single-turn case.
+# A second conversation: its own system prompt and a finished earlier turn, to exercise the template's history
+# and system handling, not only the single-turn case. The earlier turn has reasoning where the tokenizer's chat
+# template leaves it out (DeepSeek-R1's), so the check sees whether the Modelfile does the same
+# (`history_case`).
+HISTORY_REASONING = "Simple arithmetic: 2 + 2 = 4."
 HISTORY_CONVERSATION = (
     {"role": "system", "content": "You are terse."},
     {"role": "user", "content": "What is 2 + 2?"},
-    {"role": "assistant", "content": "4."},
+    {"role": "assistant", "content": f"<think>\n{HISTORY_REASONING}\n</think>\n\n4."},
     {"role": "user", "content": "And 3 + 3? Answer in words, please."},
 )
 GREEDY_TOKENS = 16
@@ -98,11 +110,31 @@ def _first_difference(a: Sequence[int], b: Sequence[int]) -> int:
     return min(len(a), len(b)) if len(a) != len(b) else -1
 
 
+def _continuation(prompt: str, turn: str) -> str:
+    """What the model wrote after `prompt` to make the assistant `turn`: without the `<think>` a pre-filling
+    prompt opened (the rule of `chat.render_for_training`)."""
+    if prompt_prefills_think(prompt) and turn.lstrip().startswith(THINK_OPEN):
+        return turn.lstrip()[len(THINK_OPEN) :].lstrip("\n")
+    return turn
+
+
+def served_messages(modelfile: ParsedModelfile, conversation: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The conversation as a client of Ollama sends it: each assistant turn as Ollama returned it when the
+    model wrote it (`ollama_reply`: with reasoning tags in the TEMPLATE, the reasoning comes back apart)."""
+    served: list[dict[str, str]] = []
+    for message in conversation:
+        if message["role"] == "assistant":
+            prompt = ollama_prompt(modelfile, served)
+            message = ollama_reply(modelfile, prompt, _continuation(prompt, message["content"]))
+        served.append(message)
+    return served
+
+
 def _template_case(
     llm: Any, modelfile: ParsedModelfile, tokenizer: Any, conversation: list[dict[str, str]]
 ) -> dict[str, Any]:
     """One conversation of `check_template_tokens`: served, chat-template and training token ids compared."""
-    served_text = ollama_prompt(modelfile, conversation)
+    served_text = ollama_prompt(modelfile, served_messages(modelfile, conversation))
     # llama.cpp/Ollama tokenise with add_special (BOS only if the GGUF says so) and parse_special.
     served = llm.tokenize(served_text.encode(), add_bos=True, special=True)
     # The reference uses the project's own system prompt, so a wrong SYSTEM line fails here too.
@@ -126,12 +158,26 @@ def _template_case(
     }
 
 
+def history_case(tokenizer: Any) -> tuple[str, list[dict[str, str]]]:
+    """The history conversation: with the earlier turn's reasoning where the chat template leaves it out.
+
+    Templates that keep it (ChatML) get the plain answer: their TEMPLATE passes text through as sent, and for
+    SmolLM2 the `</think>\\n\\n` of a reasoning turn tokenises differently in llama.cpp (one `\\n\\n` token)
+    than in transformers (two `\\n`), whatever the template.
+    """
+    conversation = [dict(m) for m in HISTORY_CONVERSATION]
+    if HISTORY_REASONING not in render_prompt(tokenizer, conversation):
+        return "own system + history with reasoning", conversation
+    conversation[2]["content"] = conversation[2]["content"].rsplit("\n", 1)[-1]
+    return "own system + history", conversation
+
+
 def check_template_tokens(llm: Any, modelfile: ParsedModelfile, tokenizer: Any) -> dict[str, Any]:
     """The Modelfile's TEMPLATE (as Ollama executes it) and the tokenizer's chat template give the
     same prompt token ids, and the same ids as the training prompt (`render_for_training`)."""
     conversations = [
         ("single turn, Modelfile SYSTEM", [{"role": "user", "content": VERIFY_PROMPTS[0]}]),
-        ("own system + history", [dict(m) for m in HISTORY_CONVERSATION]),
+        history_case(tokenizer),
     ]
     cases = [
         {"conversation": label, **_template_case(llm, modelfile, tokenizer, conversation)}

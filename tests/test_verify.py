@@ -85,3 +85,37 @@ def test_the_checks_can_fail(exported):
         assert verify.check_greedy_match(llm, runs[:1], exact)["details"]["runs"][0]["identical"]
     finally:
         llm.close()
+
+
+# The R1 TEMPLATE this project wrote before its chat format was read from the tokenizer: `<think>\n` pre-filled
+# whatever the template, and earlier turns' reasoning passed back as sent.
+OLD_R1_TEMPLATE = (
+    "{{- if .System }}{{ .System }}{{ end }}\n"
+    "{{- range .Messages }}\n"
+    '{{- if eq .Role "user" }}<｜User｜>{{ .Content }}\n'
+    '{{- else if eq .Role "assistant" }}<｜Assistant｜>{{ .Content }}<｜end▁of▁sentence｜>\n'
+    "{{- end }}\n"
+    "{{- end }}<｜Assistant｜><think>\n"
+)
+
+
+@pytest.mark.engine
+@pytest.mark.parametrize("revision", ["gguf", "2025-02"])
+def test_the_template_check_passes_the_derived_r1_modelfile_and_catches_the_old_one(revision, tmp_path):
+    """Through llama.cpp's R1 tokenizer: the Modelfile derived from either template revision passes; the old
+    hard-coded one fails the single turn where the template does not pre-fill <think> (38 ids against 36),
+    and the history with reasoning for both (Ollama would have passed the earlier reasoning back)."""
+    from llama_cpp import Llama
+
+    from friction_lib.r1_tokenizer import build_tokenizer, write_vocab_gguf
+
+    tokenizer = build_tokenizer(revision)
+    vocab = Llama(model_path=str(write_vocab_gguf(tmp_path / "r1.gguf")), vocab_only=True, verbose=False)
+    fmt = modelfile.r1_chat_format(tokenizer)
+    derived = modelfile.parse_modelfile(modelfile.render_modelfile("talk", "./m.gguf", True, fmt=fmt))
+    assert verify.check_template_tokens(vocab, derived, tokenizer)["passed"]
+    old = modelfile.ParsedModelfile(template=OLD_R1_TEMPLATE, system=derived.system)
+    cases = verify.check_template_tokens(vocab, old, tokenizer)["details"]["cases"]
+    assert [case["identical"] for case in cases] == [revision == "2025-02", False]
+    if revision == "gguf":
+        assert cases[0]["n_tokens"] == cases[0]["first_difference_served_vs_chat_template"] + 2
