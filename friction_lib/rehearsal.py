@@ -8,8 +8,8 @@ Unsloth's kernels:
    saved with the real R1 tokenizer (`r1_tokenizer`, chat template revision of your choice);
 2. `check_render`: one micro record rendered with that tokenizer's template and its label mask;
 3. `train.train`: a few QLoRA steps (NF4 through bitsandbytes' CPU backend, the transformers + PEFT + TRL path)
-   on data/micro/friction_micro.jsonl with the talk profile's settings, less what `CPU_CHANGES` lists (carried
-   by the colab profile: same chat format and model family, and the talk profile refuses to start without CUDA);
+   on data/micro/friction_micro.jsonl with the talk profile's settings, less what `CPU_CHANGES` lists (a local
+   model folder lets the talk profile start without CUDA: the GPU check is for the profile's own 7B);
 4. `export.export_adapter(profile="talk", base_model=...)`: merge, GGUF conversion (qwen2), q4_k_m, the
    Modelfile in the chat format derived from the tokenizer, and `verify.verify_export` through llama.cpp;
 5. `serve_one_chat`: `friction serve`'s server (`engines.start_server`) answering one chat request through the
@@ -151,12 +151,12 @@ def check_render(tokenizer: Any, data: Path) -> dict[str, Any]:
 
 
 def rehearsal_config(model_dir: Path) -> Any:
-    """The talk profile's training settings on the tiny model, with `CPU_CHANGES`, carried by the colab profile."""
+    """The talk profile's training settings on the tiny model, with `CPU_CHANGES`."""
     from friction_lib import train
 
     talk = {k: v for k, v in train.make_config("talk").to_dict().items() if k != "profile"}
     talk.update({key: value for key, (value, _why) in CPU_CHANGES.items()})
-    return train.make_config("colab", **{**talk, "model": str(model_dir)})
+    return train.make_config("talk", **{**talk, "model": str(model_dir)})
 
 
 def serve_one_chat(gguf: Path) -> dict[str, Any]:

@@ -452,7 +452,8 @@ def _check_setup(config: TrainConfig) -> TrainPath:
     from friction_lib.models import check_profile_hardware, get_profile
 
     config.validate()
-    check_profile_hardware(get_profile(config.profile))
+    if not (config.model and Path(config.model).expanduser().is_dir()):  # a local model brings its own size
+        check_profile_hardware(get_profile(config.profile))
     path = choose_path(config)
     print(f"Training path: {path.describe()}")
     return path
