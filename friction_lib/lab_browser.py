@@ -175,6 +175,20 @@ class WidgetRun:
             (s["t"] for s in self.snapshots if any(c["cursor"] and c["text"] for c in s["columns"])), None
         )
 
+    def column_times(self) -> dict[str, dict[str, float | None]]:
+        """Per column, seconds from the click to its last new text and to the moment its cursor went off."""
+        times: dict[str, dict[str, float | None]] = {}
+        for snap in self.snapshots:
+            for col in snap["columns"]:
+                mine = times.setdefault(col["key"], {"last_text": None, "cursor_off": None, "text": 0})
+                if col["text"] != mine["text"]:
+                    mine["last_text"], mine["text"] = snap["t"], col["text"]
+                if col["cursor"]:
+                    mine["cursor_off"] = None
+                elif mine["cursor_off"] is None:
+                    mine["cursor_off"] = snap["t"]
+        return {k: {"last_text": v["last_text"], "cursor_off": v["cursor_off"]} for k, v in times.items()}
+
     def growth(self) -> dict[str, list[int]]:
         """Per column, the distinct text lengths it showed while its cursor was on (streaming)."""
         seen: dict[str, list[int]] = {}
