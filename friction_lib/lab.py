@@ -54,6 +54,7 @@ DRIVEN_DEFAULTS: dict[str, dict[str, Any]] = {
     "@jupyterlab/docmanager-extension:plugin": {"autosave": False},
     "@jupyterlab/notebook-extension:tracker": {"windowingMode": "none"},
 }
+# A driven server reads and writes none of the user's Jupyter folders: all of them go under its state folder.
 ISOLATED_DIRS = {
     "JUPYTER_CONFIG_DIR": "user-config",
     "JUPYTER_DATA_DIR": "user-data",

@@ -78,6 +78,21 @@ def test_lab_env_puts_the_project_kernel_first(tmp_path):
     assert '"fetchNews": "false"' in (labconfig / "default_setting_overrides.json").read_text()
 
 
+def test_make_lab_execs_jupyter_on_notebooks_with_the_project_kernel(monkeypatch, tmp_path, capsys):
+    """`make lab` runs `python -m friction_lib.lab --port N`: it becomes Jupyter (execve) in notebooks/."""
+    calls: list = []
+    monkeypatch.setattr(lab_mod, "DEFAULT_STATE", tmp_path)
+    monkeypatch.setattr(os, "chdir", calls.append)
+    monkeypatch.setattr(os, "execve", lambda path, cmd, env: calls.append((path, cmd, env)))
+    lab_mod.main(["--port", "8999", "--no-browser", "--", "--ServerApp.shutdown_no_activity_timeout=60"])
+    folder, (path, cmd, env) = calls
+    assert folder == lab_mod.NOTEBOOKS and path == sys.executable == cmd[0]
+    assert cmd[1:3] == ["-m", "jupyterlab"] and "--ServerApp.port=8999" in cmd and "--no-browser" in cmd
+    assert cmd[-1] == "--ServerApp.shutdown_no_activity_timeout=60"
+    assert env["JUPYTER_PATH"].startswith(str(tmp_path / "kernel"))
+    assert "Push-Back AI (.venv)" in capsys.readouterr().out
+
+
 # --------------------------------------------------------------------------- a real server, a real browser
 
 
