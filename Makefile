@@ -9,6 +9,12 @@ STAMP := $(VENV)/.installed
 MODEL_STAMP := cache/models/SmolLM2-135M-Instruct/friction_prepared.json
 # Portable llama.cpp build: AVX2 without -march=native (native AVX-512/AMX kernels crashed on some Xeons).
 LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
+# llama-cpp-python is built once per machine, not per clone: a wheel cached under
+# $(WHEEL_CACHE)/llama-cpp-python-<version>-<python>-<platform>-<hash of LLAMA_CMAKE_ARGS>/, which every later
+# clone and every `make clean` installs in seconds. Delete that folder to rebuild.
+LLAMA_VERSION := $(shell sed -n 's/^llama-cpp-python[^=]*==//p' requirements.txt)
+WHEEL_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/push-back-ai/wheels
+LAB_PORT ?= 8888
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 # OpenMP threads sleep instead of spinning while they wait: on a busy 2-core machine torch ran 10x faster.
@@ -24,7 +30,7 @@ API_STAMP := $(API_VENV)/.installed
 RUN_SETUP := $(if $(filter cpu,$(PROFILE)),venv prepare,gpu-venv)
 RUN_BIN := $(if $(filter cpu,$(PROFILE)),$(BIN),$(GPU_BIN))
 
-.PHONY: workshop test venv prepare lint typecheck unit notebooks adapter eval export bench bench-quants demo screenshot bench-demo format clean help gpu-resolve drift gpu-venv gpu-check
+.PHONY: workshop test venv prepare lab llama-wheel lint typecheck unit notebooks adapter eval export bench bench-quants demo screenshot bench-demo format clean help gpu-resolve drift gpu-venv gpu-check
 
 help:
 	@echo "make workshop [PROFILE=cpu|colab|talk]  set up, then run the notebook chain (runs/<timestamp>/)"
@@ -33,6 +39,7 @@ help:
 	@echo "make drift                             the TRL config/trainer tests on the GPU path's library versions"
 	@echo "make gpu-venv                          a CUDA box: install the GPU stack into .venv-gpu"
 	@echo "make gpu-check                         a CUDA box: the colab chain, Unsloth vs HF, the 1.5B adapter's efficacy"
+	@echo "make lab [LAB_PORT=8888]               JupyterLab on notebooks/ (127.0.0.1, token); prints its URL"
 	@echo "make adapter                           retrain the shipped CPU adapter (models/friction-smollm2-135m)"
 	@echo "make eval                              base vs prompt-only vs shipped adapter on the quick eval set"
 	@echo "make bench                             print the benchmark figures"
@@ -47,18 +54,39 @@ venv: $(STAMP)
 $(STAMP): requirements.txt requirements-extra.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	@echo "Building llama-cpp-python from source (about 5 minutes, once)..."
-	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip install --quiet --no-cache-dir \
-		"$$(grep '^llama-cpp-python' requirements.txt)"
+	$(MAKE) --no-print-directory llama-wheel
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	$(BIN)/python -m pip install --quiet --no-deps --force-reinstall -r requirements-extra.txt
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	@touch $(STAMP)
 
+# Build the wheel into the cache if it is not there (atomic: a temporary folder, renamed when whole), then
+# install it into .venv. `pip install -r requirements.txt` then finds llama-cpp-python satisfied and adds
+# only the [server] extra's pinned packages.
+llama-wheel:
+	@set -e; \
+	tag=$$($(BIN)/python -c 'import sys, sysconfig; print(f"cp{sys.version_info[0]}{sys.version_info[1]}-{sysconfig.get_platform()}")'); \
+	flags=$$(printf '%s' '$(LLAMA_CMAKE_ARGS)' | sha256sum | cut -c1-12); \
+	dir="$(WHEEL_CACHE)/llama-cpp-python-$(LLAMA_VERSION)-$$tag-$$flags"; \
+	if ! ls "$$dir"/llama_cpp_python-*.whl >/dev/null 2>&1; then \
+		echo "Building llama-cpp-python $(LLAMA_VERSION) once for this machine (about 5 minutes) into $$dir"; \
+		mkdir -p "$(WHEEL_CACHE)"; tmp=$$(mktemp -d "$$dir.partial-XXXXXX"); \
+		CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip wheel --quiet --no-deps --no-cache-dir \
+			--wheel-dir "$$tmp" "llama-cpp-python==$(LLAMA_VERSION)" || { rm -rf "$$tmp"; exit 1; }; \
+		printf '%s\n' '$(LLAMA_CMAKE_ARGS)' > "$$tmp/CMAKE_ARGS"; \
+		mv -T "$$tmp" "$$dir" 2>/dev/null || rm -rf "$$tmp"; \
+	else echo "llama-cpp-python $(LLAMA_VERSION): the wheel built once for this machine, $$dir"; fi; \
+	$(BIN)/python -m pip install --quiet --no-deps --force-reinstall "$$dir"/llama_cpp_python-*.whl
+
 prepare: $(MODEL_STAMP)
 
 $(MODEL_STAMP): $(STAMP)
 	$(BIN)/friction prepare
+
+# JupyterLab on notebooks/ with the project kernel ("Push-Back AI (.venv)"), bound to 127.0.0.1 with a token;
+# --allow-root only as root; a taken port makes Jupyter try the next ones. More options: LAB_ARGS="--no-browser".
+lab: venv prepare
+	$(BIN)/python -m friction_lib.lab --port $(LAB_PORT) $(if $(LAB_ARGS),-- $(LAB_ARGS))
 
 lint: venv
 	$(BIN)/ruff check friction_lib tests scripts data/build experiments

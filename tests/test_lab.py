@@ -1,0 +1,180 @@
+"""The workshop in a real JupyterLab: a real server on a free loopback port, driven in headless Chromium.
+
+Notebook 01 runs top to bottom, then the live A/B/C widget streams a prompt into three columns; notebook 04's
+plots render as images (both with FRICTION_SMOKE=1 in the server's environment, which the notebooks read).
+The last test stops the server and checks that nothing it started is left running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import psutil
+import pytest
+
+from friction_lib import lab as lab_mod
+from friction_lib import lab_browser
+from friction_lib.browser import CHROMIUM_INSTALL, find_chromium
+from friction_lib.demo import load_demo_prompts
+from friction_lib.errors import FrictionError
+
+NOTEBOOKS = ("01_friction_concept.ipynb", "04_eval.ipynb")
+WIDGET_PROMPT = "demo-fp-02"  # not the widget's preselected prompt, so the pick itself is checked
+RUN_TIMEOUT = 300.0  # seconds for one notebook or one widget run (about 20-60 s on 2 busy cores)
+LABELS = {"COMPLY", "REFUSE", "PARTIAL", "CLARIFY", "CHALLENGE", "ABSTAIN", "DEGENERATE"}
+
+
+def _descendants() -> set[int]:
+    return {p.pid for p in psutil.Process().children(recursive=True)}
+
+
+def _alive(pids: set[int]) -> set[int]:
+    alive = set()
+    for pid in pids:
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                alive.add(pid)
+        except psutil.NoSuchProcess:
+            pass
+    return alive
+
+
+def _digests() -> dict[str, str]:
+    return {n: hashlib.sha256((lab_mod.NOTEBOOKS / n).read_bytes()).hexdigest() for n in NOTEBOOKS}
+
+
+# --------------------------------------------------------------------------- the command line, no server
+
+
+def test_lab_command_is_loopback_with_a_token_and_root_only_when_root(monkeypatch):
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    cmd = lab_mod.lab_command(port=8899)
+    assert "--ServerApp.ip=127.0.0.1" in cmd and "--ServerApp.port=8899" in cmd
+    assert f"--ServerApp.root_dir={lab_mod.NOTEBOOKS}" in cmd
+    assert "--allow-root" not in cmd and not any("token" in a for a in cmd)  # Jupyter makes a random token
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    assert "--allow-root" in lab_mod.lab_command()
+    assert "--IdentityProvider.token=abc" in lab_mod.lab_command(token="abc")
+    with pytest.raises(FrictionError, match="authentication off"):
+        lab_mod.lab_command(token="")
+
+
+def test_lab_env_puts_the_project_kernel_first(tmp_path):
+    env = lab_mod.lab_env(tmp_path, base={"JUPYTER_PATH": "/elsewhere", "OMP_WAIT_POLICY": "ACTIVE"})
+    assert env["JUPYTER_PATH"].split(os.pathsep) == [
+        str(tmp_path / "kernel" / "share" / "jupyter"),
+        "/elsewhere",
+    ]
+    assert env["OMP_WAIT_POLICY"] == "ACTIVE" and env["HF_HUB_OFFLINE"] == "1"  # set values are kept
+    spec = tmp_path / "kernel" / "share" / "jupyter" / "kernels" / "python3" / "kernel.json"
+    assert lab_mod.KERNEL_DISPLAY_NAME in spec.read_text() and sys.executable in spec.read_text()
+    labconfig = Path(env["JUPYTER_CONFIG_PATH"].split(os.pathsep)[0]) / "labconfig"
+    assert '"fetchNews": "false"' in (labconfig / "default_setting_overrides.json").read_text()
+
+
+def test_make_lab_execs_jupyter_on_notebooks_with_the_project_kernel(monkeypatch, tmp_path, capsys):
+    """`make lab` runs `python -m friction_lib.lab --port N`: it becomes Jupyter (execve) in notebooks/."""
+    calls: list = []
+    monkeypatch.setattr(lab_mod, "DEFAULT_STATE", tmp_path)
+    monkeypatch.setattr(os, "chdir", calls.append)
+    monkeypatch.setattr(os, "execve", lambda path, cmd, env: calls.append((path, cmd, env)))
+    lab_mod.main(["--port", "8999", "--no-browser", "--", "--ServerApp.shutdown_no_activity_timeout=60"])
+    folder, (path, cmd, env) = calls
+    assert folder == lab_mod.NOTEBOOKS and path == sys.executable == cmd[0]
+    assert cmd[1:3] == ["-m", "jupyterlab"] and "--ServerApp.port=8999" in cmd and "--no-browser" in cmd
+    assert cmd[-1] == "--ServerApp.shutdown_no_activity_timeout=60"
+    assert env["JUPYTER_PATH"].startswith(str(tmp_path / "kernel"))
+    assert "Push-Back AI (.venv)" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------- a real server, a real browser
+
+
+class Session:
+    """The server and the browser of this module, and what was running before them."""
+
+    def __init__(self, state: Path) -> None:
+        self.baseline, self.digests = _descendants(), _digests()
+        self.stack = contextlib.ExitStack()
+        self.lab = lab_mod.start_lab(state, env={**os.environ, "FRICTION_SMOKE": "1"})
+        self.stack.callback(self.lab.stop)
+        self.browser = self.stack.enter_context(lab_browser.browser())
+
+    def close(self) -> None:
+        self.stack.close()
+
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory):
+    """JupyterLab (a child of this process) on a free 127.0.0.1 port, smoke mode, autosave off, and a page."""
+    if find_chromium() is None:
+        pytest.skip(f"headless Chromium is not installed: {CHROMIUM_INSTALL}")
+    session = Session(tmp_path_factory.mktemp("lab"))
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+@pytest.mark.slow
+def test_the_server_serves_the_project_kernel(session):
+    lab = session.lab
+    specs = lab.api("api/kernelspecs")
+    spec = specs["kernelspecs"][lab_mod.KERNEL_NAME]["spec"]
+    assert specs["default"] == lab_mod.KERNEL_NAME
+    assert spec["display_name"] == "Push-Back AI (.venv)" and spec["argv"][0] == sys.executable
+    assert lab.base_url.startswith("http://127.0.0.1:")
+    with pytest.raises(urllib.error.HTTPError, match="403"):  # token authentication is on
+        urllib.request.urlopen(f"{lab.base_url}/api/kernelspecs", timeout=5)
+
+
+@pytest.mark.slow
+def test_live_demo_streams_three_columns(session):
+    page = lab_browser.open_notebook(session.browser, session.lab, NOTEBOOKS[0])
+    assert "Push-Back AI (.venv)" in page.locator(".jp-NotebookPanel-toolbar").inner_text()
+    ran = lab_browser.run_all(page, timeout=RUN_TIMEOUT)
+    assert ran.first_comparison is not None, "Run all showed no finished three-column comparison"
+    [prompt] = [p.prompt for p in load_demo_prompts() if p.id == WIDGET_PROMPT]
+    run = lab_browser.run_widget(page, prompt, timeout=RUN_TIMEOUT)
+    assert [c["key"] for c in run.final] == ["base", "prompted", "tuned"]
+    for column in run.final:
+        assert column["reasoning"], f"{column['key']}: no reasoning block"
+        assert column["chip"] in LABELS, f"{column['key']}: label chip {column['chip']!r}"
+        assert not column["cursor"] and "tokens" in column["foot"]
+    for key, lengths in run.growth().items():
+        assert len(lengths) >= 3 and lengths[-1] > lengths[0], (
+            f"{key} did not grow while streaming: {lengths}"
+        )
+    print(f"\nrun all {ran.seconds:.1f} s (first comparison {ran.first_comparison:.1f} s); "
+          f"widget prompt {run.seconds:.1f} s, first text at {run.first_text()} s")  # fmt: skip
+
+
+@pytest.mark.slow
+def test_eval_plots_render_as_images(session):
+    page = lab_browser.open_notebook(session.browser, session.lab, NOTEBOOKS[1])
+    lab_browser.run_all(page, timeout=RUN_TIMEOUT)
+    images = [i for i in lab_browser.output_images(page) if i["mime"] == "image/png"]
+    assert len(images) >= 2, images
+    assert all(i["complete"] and i["width"] > 100 and i["height"] > 100 for i in images), images
+
+
+@pytest.mark.slow
+def test_stopping_leaves_no_process_and_no_saved_notebook(session):
+    started = _descendants() - session.baseline
+    assert session.lab.proc.pid in started
+    session.close()  # the server (and so its kernels), then the browser
+    deadline = time.monotonic() + 15
+    while _alive(started) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _alive(started), f"left running: {[psutil.Process(p).cmdline() for p in _alive(started)]}"
+    assert not _descendants() - session.baseline
+    with pytest.raises(OSError):
+        session.lab.api("api/status", timeout=2)
+    assert _digests() == session.digests, "a notebook was written back (outputs must stay stripped)"
