@@ -3,9 +3,10 @@
 `friction data curate IN --out OUT` runs, per record, in this order:
 
 1. schema validation (lenient load: every bad line is reported as `file:line: reason`);
-2. content checks: reasoning and answer present, no error text (API errors, tracebacks, rate limits),
-   no boilerplate AI disclaimer, no leftover template placeholders, no stray `<think>` tags or special
-   tokens, length bounds on the final answer and on each thought;
+2. content checks: a question of at most `MAX_QUESTION_CHARS` characters, reasoning and answer present, no
+   error text (API errors, tracebacks, rate limits), no boilerplate AI disclaimer, no leftover template
+   placeholders, no stray `<think>` tags or special tokens, length bounds on the final answer and on each
+   thought;
 3. contamination: the user_input must not equal or nearly equal any eval prompt in `data/`;
 4. exact duplicates (normalised user_input), then near duplicates (rapidfuzz `token_set_ratio`).
 
@@ -45,9 +46,15 @@ NEAR_THRESHOLD = 90.0
 # keeps the comparison count small.
 LENGTH_RATIO = 0.75
 
+# The longest question (user_input) a record may have. About 250 tokens: with the template (about 30) and the
+# longest reasoning and answer in the shipped data (about 160), it fits the cpu profile's 512-token training
+# context with room to spare; the longest shipped question has 203 characters.
+MAX_QUESTION_CHARS = 1000
+
 # Removal kinds, in the order the checks run. Every removal reason starts with one of these and ": ".
 REASON_KINDS = (
     "invalid",
+    "question-too-long",
     "missing-reasoning",
     "missing-answer",
     "error-text",
@@ -115,11 +122,13 @@ _CODE_SPAN = re.compile(r"```.*?```|`[^`\n]*`", re.S)
 
 @dataclass(frozen=True)
 class LengthBounds:
-    """Word-count bounds. The final answer should be 2 to 6 sentences; thoughts short."""
+    """Word-count bounds (the final answer should be 2 to 6 sentences; thoughts short), and the question's
+    characters."""
 
     answer_words: tuple[int, int] = (4, 150)
     thought_words: tuple[int, int] = (2, 100)
     reasoning_words: tuple[int, int] = (6, 400)
+    question_chars: int = MAX_QUESTION_CHARS
 
 
 DEFAULT_BOUNDS = LengthBounds()
@@ -165,6 +174,11 @@ def record_problems(record: FrictionRecord, bounds: LengthBounds | None = DEFAUL
     With `bounds=None` lengths are not checked (the generator uses this: lengths are curation's call).
     """
     problems: list[str] = []
+    if bounds is not None and len(record.user_input) > bounds.question_chars:
+        problems.append(
+            f"question-too-long: user_input has {len(record.user_input):,} characters "
+            f"(maximum {bounds.question_chars:,})"
+        )
     thoughts = [agent.thought_stream for agent in record.agents]
     if not any(re.search(r"\w", t) for t in thoughts):
         problems.append("missing-reasoning: no thought has any words")
@@ -253,7 +267,12 @@ def load_eval_prompts(files: Iterable[str | Path]) -> tuple[list[EvalPrompt], li
     problems: list[str] = []
     for file in files:
         path = Path(file)
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        for number, raw in enumerate(path.read_bytes().splitlines(), start=1):
+            try:
+                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                problems.append(f"{path}:{number}: not UTF-8 text (byte {exc.start})")
+                continue
             if not line.strip():
                 continue
             try:
@@ -396,6 +415,10 @@ def curate_file(
     verbose: bool = True,
 ) -> tuple[list[FrictionRecord], CurateStats]:
     """Load leniently, curate against the eval prompts, write `out_path` atomically, print a report."""
+    if out_path is not None and Path(out_path).is_dir():
+        raise FrictionError(
+            f"--out {out_path} is a folder; give a file, e.g. {Path(out_path) / 'curated.jsonl'}."
+        )
     t0 = time.perf_counter()
     loaded = load_jsonl(in_path, strict=False)
     eval_files = find_eval_files(eval_globs)
@@ -527,6 +550,12 @@ def cli_curate(argv: list[str]) -> int:
     parser.add_argument("--min-answer-words", type=int, default=DEFAULT_BOUNDS.answer_words[0])
     parser.add_argument("--max-answer-words", type=int, default=DEFAULT_BOUNDS.answer_words[1])
     parser.add_argument("--max-thought-words", type=int, default=DEFAULT_BOUNDS.thought_words[1])
+    parser.add_argument(
+        "--max-question-chars",
+        type=int,
+        default=MAX_QUESTION_CHARS,
+        help=f"longest user_input kept (default {MAX_QUESTION_CHARS})",
+    )
     parser.add_argument("--plot", help="also save records-per-type and length histograms to this PNG")
     args = parser.parse_args(argv)
     if not 0 < args.near_threshold <= 100:
@@ -534,6 +563,7 @@ def cli_curate(argv: list[str]) -> int:
     bounds = LengthBounds(
         answer_words=(args.min_answer_words, args.max_answer_words),
         thought_words=(DEFAULT_BOUNDS.thought_words[0], args.max_thought_words),
+        question_chars=args.max_question_chars,
     )
     kept, _ = curate_file(
         args.input, args.out, tuple(args.eval_glob or DEFAULT_EVAL_GLOBS), args.near_threshold, bounds
@@ -546,6 +576,7 @@ def cli_curate(argv: list[str]) -> int:
 __all__ = [
     "DEFAULT_BOUNDS",
     "FRICTION_TYPES",
+    "MAX_QUESTION_CHARS",
     "CurateStats",
     "EvalPrompt",
     "LengthBounds",

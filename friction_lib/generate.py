@@ -9,8 +9,10 @@
   timeout; the `openai` client retries connection errors, 408, 409, 429 and 5xx with exponential
   backoff and jitter (0.5 s doubling to 8 s, honouring Retry-After), `--retries` times.
 - Records are appended one whole fsynced line at a time (`schema.append_jsonl`), by one writer
-  thread, so a crash never leaves a torn record. Record ids are derived from the seed, so a rerun
-  with the same `--out` skips seeds already written: nothing is duplicated or lost.
+  thread, so a crash never leaves a torn record; on a full disk the line that does not fit is cut back
+  off and the run stops with one message. Record ids are derived from the seed, so a rerun with the same
+  `--out` skips seeds already written: nothing is duplicated or lost. One run per `--out` at a time
+  (`files.output_lock`), and never into a file that holds no records (someone else's).
 - Every record is validated (the schema, plus `curate.record_problems`: no error text, no leftover
   placeholders, reasoning and answer present) before it is written. Anything else goes to the
   failures file (`<out stem>.failures.jsonl`) with the reason and the offending text: an error
@@ -21,9 +23,11 @@
 
 from __future__ import annotations
 
+import errno
 import random
 import threading
 import time
+import unicodedata
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -36,6 +40,7 @@ from pydantic import ValidationError
 
 from friction_lib.engines import DEFAULT_TIMEOUT, add_timeout_argument
 from friction_lib.errors import FrictionError
+from friction_lib.files import output_lock
 from friction_lib.personas import (
     SEED_SOURCES,
     Complete,
@@ -66,11 +71,45 @@ def failures_path(out: str | Path) -> Path:
 
 
 def done_ids(out: str | Path) -> set[str]:
-    """Ids already in the output file (a torn last line from a crash is reported and ignored)."""
+    """Ids already in the output file (a torn last line from a crash is reported and ignored).
+
+    A file that holds no friction record at all (someone else's file) is refused: records are only ever
+    appended to a file of records.
+    """
     p = Path(out)
     if not p.is_file() or not p.read_bytes().strip():
         return set()
-    return {record.id for record in load_jsonl(p, strict=False).records}
+    loaded = load_jsonl(p, strict=False)
+    if not loaded.records:
+        raise FrictionError(
+            f"--out {p} holds no friction records, so generate will not append to it. Choose a new file (or, if "
+            "it holds only a line cut off when a run was killed, delete it)."
+        )
+    return {record.id for record in loaded.records}
+
+
+def check_seed_questions(seeds: Sequence[Seed], seeds_dir: str | Path | None = None) -> None:
+    """A curated question longer than curation allows (`curate.MAX_QUESTION_CHARS`), or with control characters
+    (binary bytes), is refused up front with its file and line: it would cost 7 or 8 model calls for a record
+    that curation removes."""
+    from friction_lib.curate import MAX_QUESTION_CHARS
+    from friction_lib.personas import default_data_dir
+
+    for seed in seeds:
+        question = seed.question or ""
+        control = next((c for c in question if c != "\t" and unicodedata.category(c) == "Cc"), None)
+        if len(question) <= MAX_QUESTION_CHARS and control is None:
+            continue
+        path = (Path(seeds_dir) if seeds_dir else default_data_dir() / "seeds") / f"{seed.friction_type}.txt"
+        lines = path.read_text(encoding="utf-8").splitlines()
+        line = next((i for i, text in enumerate(lines, start=1) if text.strip() == question), 0)
+        problem = (
+            f"a control character {control!r} in a seed question; seeds are plain text, one question a line"
+            if control is not None
+            else f"a seed question of {len(question):,} characters; questions may have at most "
+            f"{MAX_QUESTION_CHARS:,} (the training context must hold the answer too)"
+        )
+        raise FrictionError(f"{path}:{line}: {problem}. Fix or remove that line.")
 
 
 # --------------------------------------------------------------------------- the endpoint
@@ -282,31 +321,16 @@ def generate_records(
     personas = load_personas(personas_dir)
     synthesis = load_synthesis(personas_dir)
     seeds = [s for t in types for s in take_seeds(t, n, seeds_dir, seed_source, seed)]
+    check_seed_questions(seeds, seeds_dir)
     out = Path(out)
-    fail_file = failures_path(out)
-    already = done_ids(out)
-    todo = [s for s in seeds if s.record_id not in already]
-
-    if responder is not None:
-        complete: Complete = responder
-        model_name = f"responder:{getattr(responder, '__name__', type(responder).__name__)}"
-    elif base_url:
-        complete, model_name = endpoint_completer(base_url, model, temperature, timeout, retries)
-    else:
+    if out.is_dir():
         raise FrictionError(
-            "No endpoint: pass --base-url, e.g. http://localhost:11434/v1 (Ollama) or the URL that "
-            "`friction serve` prints."
+            f"--out {out} is a folder; give a JSONL file to append records to, e.g. {out}/gen.jsonl."
         )
-    if max_tokens is not None:
-        complete = _capped(complete, max_tokens)
-
+    complete, model_name = _completer(responder, base_url, model, temperature, timeout, retries, max_tokens)
     stats = GenerateStats(
-        out=str(out), failures_file=str(fail_file), model=model_name, concurrency=concurrency
+        out=str(out), failures_file=str(failures_path(out)), model=model_name, concurrency=concurrency
     )
-    for s in seeds:
-        if s.record_id in already:
-            stats.skipped[s.friction_type] += 1
-
     stop = threading.Event()  # set on Ctrl-C or a fatal error: workers stop before their next call
     complete = _stoppable(complete, stop)
 
@@ -321,17 +345,35 @@ def generate_records(
             failure = {"id": s.record_id, "friction_type": s.friction_type, "seed": s.to_dict()}
             return Outcome(s, failure={**failure, "stage": "request", "reason": str(exc)})
 
+    with output_lock(out, "generate"):  # one writer: a second run on the same --out would repeat the seeds
+        already = done_ids(out)  # before the first model call: someone else's file is refused
+        for s in seeds:
+            if s.record_id in already:
+                stats.skipped[s.friction_type] += 1
+        _run_pool([s for s in seeds if s.record_id not in already], work, stats, stop, progress)
+    return stats
+
+
+def _run_pool(
+    todo: list[Seed],
+    work: Callable[[Seed], Outcome],
+    stats: GenerateStats,
+    stop: threading.Event,
+    progress: bool,
+) -> None:
+    """Run `work` over the seeds, at most `stats.concurrency` at a time, writing each outcome as it comes."""
     from tqdm.auto import tqdm
 
+    out, fail_file = Path(stats.out), Path(stats.failures_file)
     t0 = time.perf_counter()
-    bar = tqdm(total=len(todo), desc=f"generate ({model_name})", unit="record", disable=not progress)
+    bar = tqdm(total=len(todo), desc=f"generate ({stats.model})", unit="record", disable=not progress)
     pending = iter(todo)
-    pool = ThreadPoolExecutor(max_workers=concurrency)
+    pool = ThreadPoolExecutor(max_workers=stats.concurrency)
     running: set[Future[Outcome]] = set()
     try:
         for s in pending:  # fill the pool; more are submitted as these finish (never a big queue)
             running.add(pool.submit(work, s))
-            if len(running) >= concurrency:
+            if len(running) >= stats.concurrency:
                 break
         while running:
             finished, running = wait(running, return_when=FIRST_COMPLETED)
@@ -343,7 +385,7 @@ def generate_records(
                 nxt = next(pending, None)
                 if nxt is not None:
                     running.add(pool.submit(work, nxt))
-    except FrictionError as exc:  # the endpoint is down, refuses us, or keeps failing after retries
+    except FrictionError as exc:  # the endpoint is down, refuses us, keeps failing after retries; a full disk
         stop.set()
         kept = f" {stats.total_written} record(s) written before the stop are kept in {out}; rerun to resume."
         raise FrictionError(f"{exc}{kept}") from exc
@@ -354,7 +396,29 @@ def generate_records(
         pool.shutdown(wait=True, cancel_futures=True)  # waits for at most one call per worker
         bar.close()
     stats.seconds = time.perf_counter() - t0
-    return stats
+
+
+def _completer(
+    responder: Responder | None,
+    base_url: str | None,
+    model: str | None,
+    temperature: float,
+    timeout: float,
+    retries: int,
+    max_tokens: int | None,
+) -> tuple[Complete, str]:
+    """(complete, model name): the endpoint's, or the responder's (the explicit opt-in), capped at `max_tokens`."""
+    if responder is not None:
+        complete: Complete = responder
+        model_name = f"responder:{getattr(responder, '__name__', type(responder).__name__)}"
+    elif base_url:
+        complete, model_name = endpoint_completer(base_url, model, temperature, timeout, retries)
+    else:
+        raise FrictionError(
+            "No endpoint: pass --base-url, e.g. http://localhost:11434/v1 (Ollama) or the URL that "
+            "`friction serve` prints."
+        )
+    return (_capped(complete, max_tokens) if max_tokens is not None else complete), model_name
 
 
 class _Stopped(Exception):
@@ -371,19 +435,30 @@ def _stoppable(complete: Complete, stop: threading.Event) -> Complete:
 
 
 def _write(outcome: Outcome, out: Path, fail_file: Path, stats: GenerateStats) -> None:
-    """Runs in the calling thread only: one writer, so lines never interleave."""
+    """Runs in the calling thread only: one writer, so lines never interleave. A write that fails (a full disk)
+    leaves the file as it was (`schema.append_jsonl`) and stops the run with one line naming the file."""
     stats.calls += outcome.calls
     ftype = outcome.seed.friction_type
     if outcome.record is not None:
-        append_jsonl(outcome.record, out)
+        _append(append_jsonl, outcome.record, out)
         stats.written[ftype] += 1
         return
     failure = dict(outcome.failure or {})
     failure["at"] = datetime.now(UTC).isoformat(timespec="seconds")
     failure["generator_model"] = stats.model
-    append_json_line(failure, fail_file)
+    _append(append_json_line, failure, fail_file)
     stats.failed[ftype] += 1
     stats.failure_reasons[f"{failure.get('stage')}: {str(failure.get('reason'))[:60]}"] += 1
+
+
+def _append(write: Callable[[Any, Path], None], item: Any, path: Path) -> None:
+    try:
+        write(item, path)
+    except OSError as exc:
+        fix = "Free some space" if exc.errno == errno.ENOSPC else "Check the folder's permissions"
+        raise FrictionError(
+            f"Could not write to {path} ({exc.strerror or exc}). {fix}, or choose another --out."
+        ) from exc
 
 
 def print_stats(stats: GenerateStats) -> None:

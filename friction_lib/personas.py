@@ -96,7 +96,14 @@ def read_lines(path: Path) -> list[str]:
     """Non-empty lines of a text file, without `#` comment lines."""
     if not path.is_file():
         raise FrictionError(f"{path}: file not found. Restore it from git, or point --seeds at your folder.")
-    lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise FrictionError(
+            f"{path}:{line}: not UTF-8 text (byte {exc.start}); save the file as UTF-8."
+        ) from None
+    lines = [line.strip() for line in text.splitlines()]
     return [line for line in lines if line and not line.startswith("#")]
 
 
@@ -333,9 +340,10 @@ def take_seeds(
     """The first `n` seeds of `seed_stream`; a clear error if there are fewer."""
     stream = seed_stream(friction_type, seeds_dir, source, seed)
     if n > len(stream):
+        folder = Path(seeds_dir) if seeds_dir else default_data_dir() / "seeds"
         raise FrictionError(
             f"Asked for {n} {friction_type} seeds but only {len(stream)} exist with --seeds {source}. "
-            "Add questions to data/seeds/<type>.txt or categories/emotions, or use --seeds both."
+            f"Add questions to {folder / friction_type}.txt or categories/emotions, or use --seeds both."
         )
     return stream[:n]
 

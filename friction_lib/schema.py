@@ -313,7 +313,10 @@ def _summary(path: Path, problems: list[str], strict: bool) -> str:
     if len(problems) > len(listed):
         lines.append(f"  ... and {len(problems) - len(listed)} more")
     if strict:
-        lines.append("Fix these lines, or load with strict=False to skip them.")
+        lines.append(
+            f"Fix these lines, or keep only the good records: friction data curate {path} --out NEW.jsonl "
+            "(in Python, load_jsonl(path, strict=False) skips them)."
+        )
     else:
         lines.append(f"Skipped {len(problems)} bad line(s); the rest loaded.")
     return "\n".join(lines)
@@ -371,17 +374,24 @@ def append_json_line(obj: dict[str, Any], path: str | os.PathLike[str]) -> None:
 
 
 def _append_line(line: str, path: str | os.PathLike[str]) -> None:
+    """A write that fails part-way (a full disk takes what fits in the file's last page) is cut back off, so the
+    file ends where it ended before: whole lines only."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    with open(p, "a+b") as handle:
+    with open(p, "a+b", buffering=0) as handle:
         end = handle.seek(0, os.SEEK_END)
         if end > 0:
             handle.seek(end - 1)
             if handle.read(1) != b"\n":
                 line = "\n" + line
-        handle.write(line.encode("utf-8"))
-        handle.flush()
-        os.fsync(handle.fileno())
+        try:
+            data = line.encode("utf-8")
+            while data:  # an unbuffered write may take only part of it
+                data = data[handle.write(data) or 0 :]
+            os.fsync(handle.fileno())
+        except BaseException:
+            handle.truncate(end)
+            raise
 
 
 # --- command line ------------------------------------------------------------------------------

@@ -436,15 +436,16 @@ def train(
         _encode(config, data, tokenizer)
         n_params = _check_disk(config, out, model, len(data.train_rows))
         train_runs.start_run(out, fingerprint)
-        _before_training(config, path, model, tokenizer, log)
-        trainer, progress, trainer_kwargs = _build_trainer(
-            config, path, out, model, tokenizer, peft_config, data, callbacks
-        )
-        model = _fit(trainer, log)
-        adapters.save_adapter(model, out, config.save_dtype)
-        log.after = _answers(config, path, model, tokenizer, out, log, "after")
-        card = train_card.make_card(config, path, trainer_kwargs, data, trainer, progress, log, n_params)
-        return _finish(config, path, out, card, model, tokenizer, n_params, fingerprint)
+        with train_runs.full_disk_stops_the_run(out):
+            _before_training(config, path, model, tokenizer, log)
+            trainer, progress, trainer_kwargs = _build_trainer(
+                config, path, out, model, tokenizer, peft_config, data, callbacks
+            )
+            model = _fit(trainer, log)
+            adapters.save_adapter(model, out, config.save_dtype)
+            log.after = _answers(config, path, model, tokenizer, out, log, "after")
+            card = train_card.make_card(config, path, trainer_kwargs, data, trainer, progress, log, n_params)
+            return _finish(config, path, out, card, model, tokenizer, n_params, fingerprint)
 
 
 def _check_setup(config: TrainConfig) -> TrainPath:

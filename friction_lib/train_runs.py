@@ -9,6 +9,8 @@ A training folder is written in place, not staged, because an interrupted run re
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import math
 import platform
@@ -17,6 +19,7 @@ import shutil
 import sys
 import time
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +119,32 @@ def start_run(out: Path, fingerprint: dict[str, Any]) -> None:
 def finish_run(out: Path, fingerprint: dict[str, Any]) -> None:
     """The last write of a run: everything else is in place."""
     write_json(out / RUN_STATE, {"status": "finished", "fingerprint": fingerprint, "finished": time.time()})
+
+
+@contextlib.contextmanager
+def full_disk_stops_the_run(out: Path) -> Iterator[None]:
+    """A disk that fills up during the run stops it with one line; the folder stays visibly unfinished.
+
+    The run state still says `running`, and the checkpoints written so far stay: the same command resumes
+    from the last complete one (`resume_checkpoint` removes the one the full disk cut off). A failed write
+    says so (ENOSPC, or "os error 28" from safetensors), except torch.save's, which only says "unexpected
+    pos": any failure on a disk with less than 1 MiB left counts too.
+    """
+    try:
+        yield
+    except FrictionError:
+        raise
+    except Exception as exc:
+        text = str(exc)
+        said = getattr(exc, "errno", None) == errno.ENOSPC or re.search(r"No space left|os error 28", text)
+        if not said and shutil.disk_usage(out).free >= 2**20:
+            raise
+        detail = (text.strip().splitlines() or [type(exc).__name__])[0][:160]
+        raise FrictionError(
+            f"Training stopped: the disk holding {out} is full ({detail}). The run is unfinished ({RUN_STATE} "
+            "says running); free some space and run the same command again to resume from the last complete "
+            "checkpoint."
+        ) from exc
 
 
 # --------------------------------------------------------------------------- checkpoints

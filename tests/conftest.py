@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +20,24 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "drift: builds TRL's config or trainer; `make drift` reruns it on the GPU path's versions"
     )
+    config.addinivalue_line(
+        "markers",
+        "faults: the fault suite of docs/faults.md (kill -9, full disk, bad bytes, ...): pytest -m faults",
+    )
+
+
+def fault_suite() -> set[str]:
+    """The tests docs/faults.md names (`tests/test_x.py::test_name`): the fault suite of #19."""
+    text = (ROOT / "docs" / "faults.md").read_text(encoding="utf-8")
+    return set(re.findall(r"tests/test_\w+\.py::test_\w+", text))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # The suite's tests in other files get the `faults` marker from the table, so `pytest -m faults` runs it all.
+    named = fault_suite()
+    for item in items:
+        if item.nodeid.split("[")[0] in named:
+            item.add_marker(pytest.mark.faults)
 
 
 @pytest.fixture(scope="session")
