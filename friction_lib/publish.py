@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from friction_lib.adapters import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME
+from friction_lib.adapters import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, check_adapter_weights
 from friction_lib.cards import build_dataset_card, build_model_card
 from friction_lib.errors import FrictionError
 from friction_lib.files import MARKER, inside, made_by_tool, staged_folder
@@ -400,6 +400,7 @@ def model_layout(what: list[str], with_eval: bool) -> dict[str, str]:
 
 
 def _stage_adapter(stage: Path, adapter_dir: Path, profile: str) -> None:
+    check_adapter_weights(adapter_dir)  # a truncated adapter must not reach --push
     for name in ADAPTER_COPIED:
         if (adapter_dir / name).exists():
             stage_file(stage, adapter_dir / name, name)

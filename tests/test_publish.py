@@ -564,3 +564,16 @@ def test_push_with_a_refused_token_says_so(tmp_path, commands):
     finally:
         server.shutdown()
     _one_line_error(result, "refused the token (401)", "write access", "HF_TOKEN")
+
+
+def test_a_truncated_adapter_is_not_staged_for_the_hub(tmp_path, test_adapter):
+    """`--what adapter` checks the weights first: a cut-off safetensors file must never reach --push."""
+    import shutil
+
+    adapter = tmp_path / "adapter"
+    shutil.copytree(test_adapter, adapter)
+    weights = adapter / "adapter_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    with pytest.raises(FrictionError, match="is damaged"):
+        publish.stage_model("alice/cut", ["adapter"], adapter=adapter, stage_dir=tmp_path / "stage")
+    assert not (tmp_path / "stage").exists()
