@@ -124,7 +124,9 @@ def test_options_that_do_not_go_with_the_engine(args, message, tmp_path, capsys)
 
 def test_a_prompt_longer_than_the_context_is_refused_before_generating(transformers_engine):
     huge = "word " * 300_000  # about 1.5 MB: the model once tried to allocate 44 GB for such a prompt
-    with pytest.raises(engines.PromptTooLong, match=r"context of 8,192 tokens \(config.max_position_embeddings\)"):
+    with pytest.raises(
+        engines.PromptTooLong, match=r"context of 8,192 tokens \(config.max_position_embeddings\)"
+    ):
         transformers_engine.generate(["Hi.", huge], max_new_tokens=8)
     with pytest.raises(engines.PromptTooLong, match="Prompt 1: the prompt is"):
         list(transformers_engine.stream(huge, max_new_tokens=8))

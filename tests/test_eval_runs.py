@@ -32,7 +32,9 @@ QUICK = ROOT / "data" / "eval" / "quick.jsonl"
 FOUR = [EvalPrompt(f"{cat}-{kind}", f"A question about {cat}, {kind}?", cat, expected, "team")
         for cat, expected in (("false_premise", "challenge"), ("uncertain", "abstain"))
         for kind in ("t01", "c01")]  # fmt: skip
-FOUR = [p if p.id.endswith("t01") else EvalPrompt(p.id, p.prompt, p.category, "comply", p.source) for p in FOUR]
+FOUR = [
+    p if p.id.endswith("t01") else EvalPrompt(p.id, p.prompt, p.category, "comply", p.source) for p in FOUR
+]
 
 
 class StubEngine:
@@ -64,7 +66,9 @@ def _no_leftovers(parent: Path) -> None:
 def test_binary_bytes_in_a_prompt_file_give_file_line_and_the_fix(tmp_path, capsys):
     good = json.dumps(FOUR[0].to_dict()).encode()
     bad = tmp_path / "prompts.jsonl"
-    bad.write_bytes(good + b"\n" + good.replace(b"A question", b"Une question \xe9t\xe9") + b"\n\x00\x01\x02\n")
+    bad.write_bytes(
+        good + b"\n" + good.replace(b"A question", b"Une question \xe9t\xe9") + b"\n\x00\x01\x02\n"
+    )
     with pytest.raises(FrictionError) as caught:
         load_prompts(bad)
     message = str(caught.value)
@@ -159,12 +163,17 @@ def test_kept_answers_of_other_prompts_another_model_or_budget_are_refused(
     cases = [
         (dict(prompts=load_prompts(QUICK)[:5], engine=llamacpp_engine), "holds answers to other prompts"),
         (dict(prompts=prompts, engine=transformers_engine), "holds answers of another model"),
-        (dict(prompts=prompts, engine=llamacpp_engine, max_new_tokens=12), "max_new_tokens 8; this run has 12"),
+        (
+            dict(prompts=prompts, engine=llamacpp_engine, max_new_tokens=12),
+            "max_new_tokens 8; this run has 12",
+        ),
         (dict(prompts=prompts, engine=llamacpp_engine, system="friction"), "system_prompt 'default'"),
     ]
     for kwargs, reason in cases:
         kwargs.setdefault("max_new_tokens", 8)
-        with pytest.raises(FrictionError, match=f"Refused to resume: {kept} .*{reason}.*delete it to start over"):
+        with pytest.raises(
+            FrictionError, match=f"Refused to resume: {kept} .*{reason}.*delete it to start over"
+        ):
             run_eval(kwargs.pop("prompts"), out, progress=False, **kwargs)
         assert not out.exists()
     results = run_eval(prompts, out, engine=llamacpp_engine, max_new_tokens=8, progress=False)
@@ -188,7 +197,11 @@ def test_a_killed_eval_holds_its_out_then_resumes_with_only_the_missing_prompts(
                            env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
     try:
         deadline = time.monotonic() + 240
-        while proc.poll() is None and time.monotonic() < deadline and len(_lines(kept) if kept.exists() else []) < 4:
+        while (
+            proc.poll() is None
+            and time.monotonic() < deadline
+            and len(_lines(kept) if kept.exists() else []) < 4
+        ):
             time.sleep(0.2)
         assert len(_lines(kept)) >= 4, (tmp_path / "eval.log").read_text()[-2000:]
         with pytest.raises(FrictionError, match=f"in use by PID {proc.pid}"):  # one writer per --out
@@ -204,7 +217,9 @@ def test_a_killed_eval_holds_its_out_then_resumes_with_only_the_missing_prompts(
     kept.write_text(text + '{"id": "torn-by-the-kill", "reas')  # a line cut short by the kill
     assert main(args) == 0
     results = load_run(out)["results"]
-    assert results["timing"]["resumed"] == len(answers) and results["timing"]["generated"] == 20 - len(answers)
+    assert results["timing"]["resumed"] == len(answers) and results["timing"]["generated"] == 20 - len(
+        answers
+    )
     row = next(r for r in load_run(out)["responses"] if r["id"] == marked)
     assert row["answer"] == "Kept verbatim: no."  # a kept answer is not generated again
     assert not kept.exists()
@@ -248,7 +263,9 @@ def test_too_little_disk_is_refused_before_any_work(tiny_disk):
 
 def test_a_disk_that_fills_while_writing_leaves_no_run_and_the_rerun_only_writes(tiny_disk):
     out = tiny_disk / "run"
-    with pytest.raises(FrictionError, match=r"The disk is full .* 4 answers are kept in .*run\.partial\.jsonl"):
+    with pytest.raises(
+        FrictionError, match=r"The disk is full .* 4 answers are kept in .*run\.partial\.jsonl"
+    ):
         run_eval(FOUR, out, engine=StubEngine(after=lambda: _fill(tiny_disk, 16 * 1024)), max_new_tokens=8,
                  progress=False)  # fmt: skip
     assert not out.exists()

@@ -40,7 +40,17 @@ class ScriptedEngine:
 
     def generate(self, prompts, system=None, max_new_tokens=0, temperature=0.0, progress=False):
         return [
-            Generation(p, "", PUSHBACK if p in self.push_back_on else HELP, "", 5, 9, 0.01, self.name, self.model_name)
+            Generation(
+                p,
+                "",
+                PUSHBACK if p in self.push_back_on else HELP,
+                "",
+                5,
+                9,
+                0.01,
+                self.name,
+                self.model_name,
+            )
             for p in prompts
         ]
 
@@ -87,8 +97,12 @@ def test_runs_with_targets_only_compare_and_check_efficacy_without_a_crash(tmp_p
     _plots_written(Path(plot_compare(runs, tmp_path / "cmp")[0]).parent)
     verdict = efficacy(runs[0], runs[0], runs[1])  # J and FPR are undefined without controls
     assert not verdict["met"] and verdict["fpr_rise"] is None
-    assert efficacy_text(verdict).startswith("Efficacy target: NOT MET (J base –, prompt-only –, fine-tuned –;")
-    assert run_summary(runs[1]["results"]).startswith("tuned: J – (strict –), TPR strict 0.00, lenient 1.00, FPR –")
+    assert efficacy_text(verdict).startswith(
+        "Efficacy target: NOT MET (J base –, prompt-only –, fine-tuned –;"
+    )
+    assert run_summary(runs[1]["results"]).startswith(
+        "tuned: J – (strict –), TPR strict 0.00, lenient 1.00, FPR –"
+    )
 
 
 def test_categories_present_in_one_run_only(tmp_path):
