@@ -13,7 +13,10 @@ function the 05 notebook calls too:
 4. `quantize_gguf`: llama.cpp's quantiser through llama-cpp-python writes `<name>-<quant>.gguf`;
 5. `write_modelfiles`: one Modelfile per GGUF (`modelfile.render_modelfile`), and `write_manifest`:
    export.json, what was done;
-6. `verify.verify_export`: every GGUF is loaded in llama.cpp and checked -> `verification.json`.
+6. `verify.verify_export`: every GGUF is loaded in llama.cpp and checked -> `verification.json`;
+7. `parity.check_behaviour` (`--eval-prompts FILE`, by default the quick set; `--no-eval` skips it): the adapter
+   in transformers and each quantised GGUF in llama.cpp score the same eval prompts; verification.json gains a
+   `behaviour` section (J, TPR, FPR, label agreement, McNemar, flipped prompts, and a stated tolerance).
 
 Everything is written into a staging folder next to --out (`files.staged_folder`, one writer at a time)
 and renamed into place at the end, so an interrupted export never leaves half-written files behind; the
@@ -266,6 +269,10 @@ class ExportResult:
     def passed(self) -> bool:
         return bool(self.verification and self.verification["passed"])
 
+    @property
+    def behaviour(self) -> dict[str, Any] | None:
+        return (self.verification or {}).get("behaviour")
+
 
 @dataclass(frozen=True)
 class ExportPlan:
@@ -427,10 +434,14 @@ def export_adapter(
     threads: int | None = None,
     required_bytes: int | None = None,
     progress: bool = True,
+    eval_prompts: str | Path | Sequence[Any] | None = None,
+    eval_max_new_tokens: int | None = None,
 ) -> ExportResult:
     """Merge, convert, quantise, write Modelfiles and verify: the whole `friction export`.
 
-    `--overwrite` replaces only a folder friction made, never the current directory, the repository or home.
+    With `eval_prompts` (a prompt file or a list of `EvalPrompt`) and `verify`, each quantised GGUF is also scored
+    against the adapter in transformers (`parity.check_behaviour`). `--overwrite` replaces only a folder friction
+    made, never the current directory, the repository or home.
     """
     from tqdm.auto import tqdm
 
@@ -458,6 +469,10 @@ def export_adapter(
                 progress=progress,
             )
             seconds["verify"] = time.perf_counter() - t0
+            if eval_prompts is not None:
+                report = _check_behaviour(
+                    plan, tmp, eval_prompts, eval_max_new_tokens, threads, progress, seconds
+                )
     return ExportResult(
         out_dir=plan.out,
         profile=plan.profile.name,
@@ -467,6 +482,35 @@ def export_adapter(
         verification=report,
         seconds=seconds,
     )
+
+
+def _check_behaviour(
+    plan: ExportPlan,
+    folder: Path,
+    prompts: str | Path | Sequence[Any],
+    max_new_tokens: int | None,
+    threads: int | None,
+    progress: bool,
+    seconds: dict[str, float],
+) -> dict[str, Any]:
+    """Friction parity of the quantised GGUFs (`parity.check_behaviour`); returns the updated verification."""
+    from friction_lib.parity import check_behaviour
+
+    t0 = time.perf_counter()
+    items = prompts if isinstance(prompts, (str, Path)) else list(prompts)
+    check_behaviour(folder, items, adapter=plan.adapter, profile=plan.profile.name,
+                    max_new_tokens=max_new_tokens, threads=threads, progress=progress)  # fmt: skip
+    seconds["behaviour"] = time.perf_counter() - t0
+    return dict(json.loads((folder / "verification.json").read_text(encoding="utf-8")))
+
+
+def default_eval_prompts() -> Path | None:
+    """The quick eval set of this checkout (what `friction export` scores each GGUF on by default)."""
+    from friction_lib.models import repo_root
+
+    root = repo_root()
+    quick = root / "data" / "eval" / "quick.jsonl" if root else None
+    return quick if quick is not None and quick.is_file() else None
 
 
 def export_summary(result: ExportResult) -> str:
@@ -508,7 +552,16 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--ollama", metavar="NAME", help="create an Ollama model NAME (or print the commands)"
     )
-    parser.add_argument("--no-verify", action="store_true", help="skip verification (not recommended)")
+    parser.add_argument(
+        "--no-verify", action="store_true", help="skip verification and the eval (not recommended)"
+    )
+    parser.add_argument(
+        "--eval-prompts",
+        default=default_eval_prompts(),
+        help="score the adapter (transformers) and each quantised GGUF (llama.cpp) on these eval prompts "
+        "(default: data/eval/quick.jsonl); verification.json gets a `behaviour` section",
+    )
+    parser.add_argument("--no-eval", action="store_true", help="skip that eval (the token checks still run)")
     parser.add_argument(
         "--stop-limit", type=int, help="token limit of the no-runaway check (256 ChatML, 2048 R1)"
     )
@@ -535,10 +588,15 @@ def cli_export(argv: list[str]) -> int:
         overwrite=args.overwrite,
         verify=not args.no_verify,
         stop_limit=args.stop_limit,
+        eval_prompts=None if args.no_eval else args.eval_prompts,
     )
     print(export_summary(result))
     if result.verification is not None:
         print("\n" + verification_table(result.verification))
+        if result.behaviour is not None:
+            from friction_lib.parity import behaviour_table
+
+            print("\n" + behaviour_table(result.behaviour))
         print(f"\nverification.json: {result.out_dir / 'verification.json'}")
     if args.ollama:
         _ollama_step(args.ollama, result.out_dir)
@@ -550,6 +608,15 @@ def cli_export(argv: list[str]) -> int:
     if result.verification is not None and not result.passed:
         failed = [f"{e['gguf']}: {e['check']}" for e in result.verification["checks"] if not e["passed"]]
         print("\nVerification FAILED: " + "; ".join(failed), file=sys.stderr)
+        return 1
+    if result.behaviour is not None and not result.behaviour["passed"]:
+        off = [kind for kind, e in result.behaviour["ggufs"].items() if not e["within_tolerance"]]
+        print(
+            f"\nBehaviour outside tolerance for {', '.join(off)} ({result.behaviour['tolerance']['text']}). "
+            f"The files are written; the eval runs are in {result.out_dir / 'eval'}. Serve a larger quant, or "
+            "quote that GGUF's own eval figures.",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
