@@ -165,7 +165,7 @@ def _generate(ctx: EvalContext, kept: PartialAnswers, progress: bool) -> dict[st
         )
     bar = tqdm(total=len(ctx.prompts), initial=resumed, desc=f"eval ({ctx.settings['engine']})", unit="prompt",
                disable=not progress)  # fmt: skip
-    t0, tokens = time.perf_counter(), 0
+    t0, c0, tokens = time.perf_counter(), time.process_time(), 0
     try:
         for index, generation in _each(
             ctx.engine, [p.prompt for p in missing], ctx.system, ctx.max_new_tokens
@@ -177,9 +177,15 @@ def _generate(ctx: EvalContext, kept: PartialAnswers, progress: bool) -> dict[st
         raise FrictionError(f"{where(missing[exc.index], ctx.prompts_file)}: {exc.detail}") from None
     finally:
         bar.close()
-    seconds = time.perf_counter() - t0
-    return {"seconds": seconds, "generated": len(missing), "resumed": resumed, "generated_tokens": tokens,
-            "tokens_per_s": tokens / seconds if tokens and seconds else None}  # fmt: skip
+    seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
+    return {
+        "seconds": seconds,
+        "cpu_seconds": cpu_seconds,  # this process, all its threads (a server's work is not in it)
+        "generated": len(missing),
+        "resumed": resumed,
+        "generated_tokens": tokens,
+        "tokens_per_s": tokens / seconds if tokens and seconds else None,
+    }
 
 
 def _label(ctx: EvalContext, answers: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:

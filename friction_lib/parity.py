@@ -72,7 +72,12 @@ def compare_labels(reference: list[dict[str, Any]], rows: list[dict[str, Any]]) 
 def _figures(results: dict[str, Any]) -> dict[str, Any]:
     o, t = results["overall"], results["timing"]
     keys = ("j", "tpr_lenient", "tpr_strict", "fpr", "degenerate_rate")
-    return {**{k: o[k] for k in keys}, "seconds": t["seconds"], "tokens_per_s": t.get("tokens_per_s")}
+    timing = {
+        "seconds": t["seconds"],
+        "cpu_seconds": t.get("cpu_seconds"),
+        "tokens_per_s": t.get("tokens_per_s"),
+    }
+    return {**{k: o[k] for k in keys}, **timing}
 
 
 def parity_entry(kind: str, gguf: Path, reference: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
