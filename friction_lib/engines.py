@@ -448,7 +448,13 @@ def load_gguf(path: Path, n_ctx: int, n_threads: int | None) -> Any:
             "written by `friction export` or downloaded whole."
         )
     try:
-        return Llama(model_path=str(path), n_ctx=n_ctx, n_threads=n_threads or os.cpu_count(), verbose=False)
+        return Llama(  # every layer on a GPU when llama.cpp was built for one (as verification loads it)
+            model_path=str(path),
+            n_ctx=n_ctx,
+            n_threads=n_threads or os.cpu_count(),
+            n_gpu_layers=-1,
+            verbose=False,
+        )
     except (ValueError, RuntimeError, OSError) as exc:
         raise FrictionError(
             f"{path}: llama.cpp could not load this GGUF ({exc}; {size:.1f} MB on disk). A download or export "
@@ -605,7 +611,10 @@ class OpenAIEngine:
         timeout: float = DEFAULT_TIMEOUT,
         max_retries: int = 2,
         concurrency: int = 4,
+        check_model: bool = False,
     ):
+        """`check_model`: ask the server's /models now, and refuse a `model` it does not list (naming those
+        it does); without it a named model is taken as given (a hosted API may accept names it does not list)."""
         from openai import OpenAI
 
         self.base_url = base_url.rstrip("/")
@@ -614,7 +623,10 @@ class OpenAIEngine:
         self.client = OpenAI(base_url=self.base_url, api_key=key, timeout=timeout, max_retries=max_retries)
         self.concurrency = concurrency
         self.max_retries = max_retries
-        self.model_name = self._check_model(model) if model else self._first_model()
+        if model is None:
+            self.model_name = self._first_model()
+        else:
+            self.model_name = self._check_model(model) if check_model else model
 
     def _down(self, exc: Exception) -> FrictionError:
         import openai

@@ -76,8 +76,14 @@ class EngineSpec:
         if self.engine == "openai":
             from friction_lib.engines import OpenAIEngine
 
-            return OpenAIEngine(self.base_url or OLLAMA_URL, model=self.model, timeout=self.timeout,
-                                max_retries=self.retries, concurrency=self.concurrency)  # fmt: skip
+            return OpenAIEngine(
+                self.base_url or OLLAMA_URL,
+                model=self.model,
+                timeout=self.timeout,
+                max_retries=self.retries,
+                concurrency=self.concurrency,
+                check_model=True,
+            )
         return _load_transformers(self.model or "cpu", self.adapter, self.batch_size, self.threads)
 
 

@@ -22,7 +22,9 @@ def connect_judge(
     from friction_lib.engines import OpenAIEngine
 
     try:  # it lists its models now: fail here, not after minutes of generation
-        judge = OpenAIEngine(judge_url, model=judge_model, timeout=timeout, max_retries=1, concurrency=2)
+        judge = OpenAIEngine(
+            judge_url, model=judge_model, timeout=timeout, max_retries=1, concurrency=2, check_model=True
+        )
     except FrictionError as exc:
         return None, f"LLM judge skipped: {exc}"
     if same_model(judge.model_name, model_under_test):

@@ -248,6 +248,7 @@ def _disk_full(exc: OSError, out: Path, kept: PartialAnswers) -> FrictionError:
 
 
 def _note_kept(kept: PartialAnswers) -> None:
+    """Say where the answers of a stopped run are kept (a rerun of the same command goes on from there)."""
     if kept.done:
         print(f"friction eval: stopped; {len(kept.done)} answers are kept in {kept.path}. Run the same command "
               "again to go on from there.", file=sys.stderr)  # fmt: skip
@@ -324,10 +325,13 @@ def run_eval(
         except BaseException as exc:
             if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise _disk_full(exc, out, kept) from None
-            _note_kept(kept)
+            _note_kept(kept)  # or, with nothing kept, no file left to refuse a corrected rerun
             raise
         finally:
-            kept.close()
+            if kept.done:
+                kept.close()
+            else:
+                kept.remove()
     kept.remove()  # the run is in place: its kept answers are in responses.jsonl now
     return results
 

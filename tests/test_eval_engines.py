@@ -149,7 +149,7 @@ def test_eval_names_file_and_line_of_a_prompt_too_long(transformers_engine, tmp_
     prompts.write_text("\n".join(lines) + "\n")
     with pytest.raises(FrictionError, match=rf"{prompts}:2 \(id 'long'\): the prompt is [\d,]+ tokens long"):
         run_eval(prompts, tmp_path / "out", engine=transformers_engine, max_new_tokens=8, progress=False)
-    assert not (tmp_path / "out").exists()
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out.partial.jsonl").exists()
 
 
 def test_engine_spec_loads_each_engine_kind(llamacpp_engine):
