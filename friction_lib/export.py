@@ -14,8 +14,9 @@ function the 05 notebook calls too:
 5. `write_modelfiles`: one Modelfile per GGUF (`modelfile.render_modelfile`), and `write_manifest`:
    export.json, what was done;
 6. `verify.verify_export`: every GGUF is loaded in llama.cpp and checked -> `verification.json`;
-7. `parity.check_behaviour` (`--eval-prompts FILE`, by default the quick set; `--no-eval` skips it): the adapter
-   in transformers and each quantised GGUF in llama.cpp score the same eval prompts; verification.json gains a
+7. `parity.check_behaviour` (`--eval-prompts FILE`; by default the quick set for the cpu profile, off for the GPU
+   profiles, whose GGUFs llama.cpp would score for an hour on a CPU; `--no-eval` skips it): the adapter in
+   transformers and each quantised GGUF in llama.cpp score the same eval prompts; verification.json gains a
    `behaviour` section (J, TPR, FPR, label agreement, McNemar, flipped prompts, and a stated tolerance).
 
 Everything is written into a staging folder next to --out (`files.staged_folder`, one writer at a time)
@@ -439,9 +440,9 @@ def export_adapter(
 ) -> ExportResult:
     """Merge, convert, quantise, write Modelfiles and verify: the whole `friction export`.
 
-    With `eval_prompts` (a prompt file or a list of `EvalPrompt`) and `verify`, each quantised GGUF is also scored
-    against the adapter in transformers (`parity.check_behaviour`). `--overwrite` replaces only a folder friction
-    made, never the current directory, the repository or home.
+    With `eval_prompts` (a prompt file, a list of `EvalPrompt`, or "auto": the quick set for the cpu profile) and
+    `verify`, each quantised GGUF is also scored against the adapter in transformers (`parity.check_behaviour`).
+    `--overwrite` replaces only a folder friction made, never the current directory, the repository or home.
     """
     from tqdm.auto import tqdm
 
@@ -469,10 +470,9 @@ def export_adapter(
                 progress=progress,
             )
             seconds["verify"] = time.perf_counter() - t0
-            if eval_prompts is not None:
-                report = _check_behaviour(
-                    plan, tmp, eval_prompts, eval_max_new_tokens, threads, progress, seconds
-                )
+            prompts = _eval_prompts_for(plan, eval_prompts, progress)
+            if prompts is not None:
+                report = _check_behaviour(plan, tmp, prompts, eval_max_new_tokens, threads, progress, seconds)
     return ExportResult(
         out_dir=plan.out,
         profile=plan.profile.name,
@@ -502,6 +502,21 @@ def _check_behaviour(
                     max_new_tokens=max_new_tokens, threads=threads, progress=progress)  # fmt: skip
     seconds["behaviour"] = time.perf_counter() - t0
     return dict(json.loads((folder / "verification.json").read_text(encoding="utf-8")))
+
+
+AUTO_EVAL = "auto"
+
+
+def _eval_prompts_for(plan: ExportPlan, prompts: Any, progress: bool) -> Any:
+    """The prompts of the behaviour check: as given; for "auto", the quick set for the cpu profile, else none."""
+    if not (isinstance(prompts, str) and prompts == AUTO_EVAL):
+        return prompts
+    if plan.profile.name == "cpu":
+        return default_eval_prompts()
+    if progress:
+        print(f"Behaviour check skipped for the {plan.profile.name} profile: llama.cpp on a CPU would take about an "
+              "hour. Pass --eval-prompts FILE to run it, or score the GGUF behind a server (docs/eval.md).")  # fmt: skip
+    return None
 
 
 def default_eval_prompts() -> Path | None:
@@ -557,9 +572,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--eval-prompts",
-        default=default_eval_prompts(),
-        help="score the adapter (transformers) and each quantised GGUF (llama.cpp) on these eval prompts "
-        "(default: data/eval/quick.jsonl); verification.json gets a `behaviour` section",
+        default=AUTO_EVAL,
+        help="score the adapter (transformers) and each quantised GGUF (llama.cpp) on these eval prompts; "
+        "verification.json gets a `behaviour` section (default: data/eval/quick.jsonl for the cpu profile, "
+        "none for colab and talk)",
     )
     parser.add_argument("--no-eval", action="store_true", help="skip that eval (the token checks still run)")
     parser.add_argument(

@@ -2,8 +2,8 @@
 
 The export's token checks (verify.py) compare 16 greedy tokens on three prompts; quantisation can still move
 behaviour. `check_behaviour` scores the adapter in transformers (exactly as `friction eval --adapter` does) and
-each GGUF through llama.cpp (the engine inside Ollama) on the same prompts, greedy, with the same token budget.
-Every run is a whole eval run under `<export>/eval/<name>/` (`friction eval compare` reads them). Per GGUF,
+each GGUF through llama.cpp (the engine inside Ollama; all GGUFs at once, `eval_parallel`) on the same prompts,
+greedy, with the same token budget. Every run is a whole eval run under `<export>/eval/<name>/` (`friction eval compare` reads them). Per GGUF,
 against the transformers run: J, TPR and FPR; label agreement per prompt; the exact McNemar p-value; and the
 prompts whose label flipped. A GGUF is within tolerance when its labels agree on at least MIN_LABEL_AGREEMENT
 of the prompts and McNemar finds no significant shift (p >= MIN_MCNEMAR_P). The section is stored in
@@ -18,11 +18,12 @@ from typing import Any
 
 from friction_lib import metrics
 from friction_lib.errors import FrictionError
-from friction_lib.eval_engine import DEFAULT_N_CTX, EngineSpec
+from friction_lib.eval_engine import DEFAULT_N_CTX
 from friction_lib.eval_files import load_run
+from friction_lib.eval_parallel import run_evals, threads_each
 from friction_lib.eval_prompts import EvalPrompt, load_prompts, prompts_sha256
 from friction_lib.eval_report import fmt, signed
-from friction_lib.files import inside
+from friction_lib.files import inside, write_atomic
 
 MIN_LABEL_AGREEMENT = 0.90
 MIN_MCNEMAR_P = 0.05
@@ -101,10 +102,22 @@ def parity_entry(kind: str, gguf: Path, reference: dict[str, Any], run: dict[str
     }
 
 
-def _prompt_list(prompts: str | Path | list[EvalPrompt]) -> tuple[list[EvalPrompt], str | None]:
+def _prompt_file(prompts: str | Path | list[EvalPrompt], folder: Path) -> tuple[Path, list[EvalPrompt]]:
+    """The prompt file every run reads: the one given, or the list written to `folder/prompts.jsonl`."""
     if isinstance(prompts, (str, Path)):
-        return load_prompts(prompts), str(prompts)
-    return list(prompts), None
+        return Path(prompts), load_prompts(prompts)
+    items = list(prompts)
+    text = "".join(json.dumps(p.to_dict(), ensure_ascii=False) + "\n" for p in items)
+    return write_atomic(folder / "prompts.jsonl", text), items
+
+
+def _gguf_args(
+    gguf: Path, name: str, prompts: Path, budget: int, threads: int, n_ctx: int, base: Path
+) -> list[str]:
+    """`friction eval` arguments that score one GGUF against the transformers run."""
+    return ["--engine", "llamacpp", "--gguf", str(gguf), "--threads", str(threads), "--n-ctx", str(n_ctx),
+            "--prompts", str(prompts), "--max-new-tokens", str(budget), "--base-run", str(base), "--name", name,
+            "--overwrite"]  # fmt: skip
 
 
 def check_behaviour(
@@ -119,31 +132,24 @@ def check_behaviour(
     n_ctx: int = DEFAULT_N_CTX,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Score the adapter in transformers and each GGUF in llama.cpp; the `behaviour` section of verification.json
-    (also written there)."""
+    """Score the adapter in transformers, then every GGUF at once in llama.cpp (`eval_parallel`: a child process
+    each); returns the `behaviour` section, also written to verification.json."""
     from friction_lib.evaluate import DEFAULT_EVAL_MAX_NEW_TOKENS, run_eval
     from friction_lib.verify import record_behaviour
 
-    folder = Path(export_dir)
-    budget = max_new_tokens or DEFAULT_EVAL_MAX_NEW_TOKENS
-    ggufs = export_ggufs(folder, types)
-    items, prompts_file = _prompt_list(prompts)
-    common: dict[str, Any] = {
-        "max_new_tokens": budget,
-        "overwrite": True,
-        "progress": progress,
-        "prompts_file": prompts_file,
-    }
-    reference = folder / "eval" / REFERENCE
-    run_eval(items, reference, model=profile, adapter=adapter, threads=threads, name=REFERENCE, **common)
-    ref = load_run(reference)
-    entries = {}
-    for kind, gguf in ggufs.items():
-        spec = EngineSpec(engine="llamacpp", gguf=gguf, threads=threads, n_ctx=n_ctx)
-        run_eval(items, folder / "eval" / kind, engine=spec, base_run=reference, name=kind, **common)
-        entries[kind] = parity_entry(kind, gguf, ref, load_run(folder / "eval" / kind))
+    folder, budget = Path(export_dir), max_new_tokens or DEFAULT_EVAL_MAX_NEW_TOKENS
+    runs, ggufs = folder / "eval", export_ggufs(folder, types)
+    prompt_file, items = _prompt_file(prompts, runs)
+    run_eval(prompt_file, runs / REFERENCE, model=profile, adapter=adapter, threads=threads, name=REFERENCE,
+             max_new_tokens=budget, overwrite=True, progress=progress)  # fmt: skip
+    each = threads_each(len(ggufs), threads)
+    commands = {kind: (_gguf_args(gguf, kind, prompt_file, budget, each, n_ctx, runs / REFERENCE), runs / kind)
+                for kind, gguf in ggufs.items()}  # fmt: skip
+    run_evals(commands, len(items), progress)
+    ref = load_run(runs / REFERENCE)
+    entries = {kind: parity_entry(kind, gguf, ref, load_run(runs / kind)) for kind, gguf in ggufs.items()}
     section = {
-        "prompts_file": prompts_file,
+        "prompts_file": str(prompts) if isinstance(prompts, (str, Path)) else str(prompt_file),
         "prompts_sha256": prompts_sha256(items),
         "n_prompts": len(items),
         "max_new_tokens": budget,
@@ -151,6 +157,7 @@ def check_behaviour(
                       **_figures(ref["results"])},
         "tolerance": {"min_label_agreement": MIN_LABEL_AGREEMENT, "min_mcnemar_p": MIN_MCNEMAR_P,
                       "text": TOLERANCE_TEXT},
+        "llama_cpp_threads_each": each,
         "ggufs": entries,
         "passed": all(e["within_tolerance"] for e in entries.values()),
     }  # fmt: skip

@@ -14,6 +14,7 @@ from friction_lib import export, parity
 from friction_lib.cli import main
 from friction_lib.errors import FrictionError
 from friction_lib.evaluate import EvalPrompt, load_prompts, load_run
+from friction_lib.models import get_profile
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK = ROOT / "data" / "eval" / "quick.jsonl"
@@ -144,12 +145,42 @@ def test_friction_export_with_eval_prompts_writes_the_behaviour_section(test_ada
     ).exists()
 
 
-def test_export_evaluates_on_the_quick_set_unless_told_not_to():
+def test_export_evaluates_the_cpu_profile_on_the_quick_set_unless_told_not_to(capsys):
     args = export._parser().parse_args(["--adapter", "a", "--out", "o"])
-    assert Path(args.eval_prompts) == QUICK and not args.no_eval
+    assert args.eval_prompts == export.AUTO_EVAL and not args.no_eval
     assert export._parser().parse_args(["--adapter", "a", "--out", "o", "--no-eval"]).no_eval
+    plan = {name: export.ExportPlan(Path("a"), Path("o"), get_profile(name), ("q4_k_m",), "f16")
+            for name in ("cpu", "talk")}  # fmt: skip
+    assert export._eval_prompts_for(plan["cpu"], "auto", True) == QUICK
+    assert export._eval_prompts_for(plan["talk"], "auto", True) is None
+    assert "Behaviour check skipped for the talk profile" in capsys.readouterr().out
+    assert export._eval_prompts_for(plan["talk"], "mine.jsonl", True) == "mine.jsonl"
 
 
-def test_parity_reads_prompts_from_a_list_too():
-    items, source = parity._prompt_list([EvalPrompt("a", "b", "c", "comply", "team")])
-    assert source is None and items[0].id == "a"
+def test_parity_writes_a_prompt_list_down_for_its_runs(tmp_path):
+    path, items = parity._prompt_file([EvalPrompt("a", "Why?", "c", "comply", "team")], tmp_path)
+    assert path == tmp_path / "prompts.jsonl" and load_prompts(path) == items
+
+
+def test_a_child_eval_that_fails_stops_the_others_and_shows_its_log(tmp_path):
+    from friction_lib.eval_parallel import run_evals
+
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"not a model" * 10)
+    common = ["--prompts", str(QUICK), "--per-group", "1", "--max-new-tokens", "8", "--threads", "1"]
+    commands = {
+        "bad": (["--engine", "llamacpp", "--gguf", str(bad), *common], tmp_path / "bad"),
+        "good": (["--engine", "llamacpp", *common], tmp_path / "good"),
+    }
+    with pytest.raises(
+        FrictionError,
+        match=r"(?s)Scoring bad failed \(exit 2\); the last lines of .*bad\.log:.*is not a GGUF",
+    ):
+        run_evals(commands, 10, progress=False)
+    assert not (tmp_path / "bad").exists()
+    import psutil
+
+    evals = [
+        p for p in psutil.Process().children(recursive=True) if "friction_lib.cli" in " ".join(p.cmdline())
+    ]
+    assert evals == [], "a child eval outlived the failure"
