@@ -4,12 +4,16 @@
 - `LlamaCppEngine`: llama.cpp (the engine inside Ollama) on a GGUF file, through llama-cpp-python.
 - `OpenAIEngine`: any OpenAI-compatible endpoint (Ollama, a llama.cpp server, vLLM, OpenAI).
 
-All three return the same `Generation` records. `start_server` runs llama.cpp's
-OpenAI-compatible server on 127.0.0.1: the offline stand-in for Ollama.
+All three return the same `Generation` records: `generate` in prompt order, `generate_each` as each one is
+finished (what a resumable eval writes down). `settings` says what an engine ran (model file and its sha256,
+or the served model, and the sampling settings). A prompt that does not fit the model's context with the
+requested new tokens is refused before anything is generated (`PromptTooLong`). `start_server` runs
+llama.cpp's OpenAI-compatible server on 127.0.0.1: the offline stand-in for Ollama.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 import subprocess
@@ -17,7 +21,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -69,9 +73,80 @@ class Engine(Protocol):
         progress: bool = ...,
     ) -> list[Generation]: ...
 
+    def generate_each(
+        self,
+        prompts: Sequence[str],
+        system: str | None = ...,
+        max_new_tokens: int = ...,
+        temperature: float = ...,
+    ) -> Iterator[tuple[int, Generation]]: ...
+
     def stream(
         self, prompt: str, system: str | None = ..., max_new_tokens: int = ..., temperature: float = ...
     ) -> Iterator[str]: ...
+
+    def settings(self, temperature: float = ...) -> dict[str, Any]: ...
+
+
+class PromptTooLong(FrictionError):
+    """A prompt that does not fit the model's context together with the new tokens asked for.
+
+    `index` is its place in the prompts given; `detail` is the reason without it (eval adds `file:line`)."""
+
+    def __init__(self, index: int, tokens: int, max_new_tokens: int, limit: int, source: str):
+        self.index = index
+        self.detail = (
+            f"the prompt is {tokens:,} tokens long in the chat template; with {max_new_tokens} new tokens that is "
+            f"more than the model's context of {limit:,} tokens ({source}). Shorten the prompt, or ask for fewer "
+            "new tokens."
+        )
+        super().__init__(f"Prompt {index + 1}: {self.detail}")
+
+
+def _check_fits(lengths: Iterator[int], max_new_tokens: int, limit: int | None, source: str) -> None:
+    """Raise PromptTooLong for the first prompt whose tokens plus `max_new_tokens` exceed `limit`."""
+    if limit is None:
+        return
+    for index, tokens in enumerate(lengths):
+        if tokens + max_new_tokens > limit:
+            raise PromptTooLong(index, tokens, max_new_tokens, limit, source)
+
+
+def _generate_all(
+    engine: Engine,
+    prompts: Sequence[str],
+    system: str | None,
+    max_new_tokens: int,
+    temperature: float,
+    progress: bool,
+) -> list[Generation]:
+    """`generate_each` collected in prompt order, with a progress bar."""
+    bar = _progress(len(prompts), f"generate ({engine.name})", progress)
+    out: list[Generation | None] = [None] * len(prompts)
+    try:
+        for index, generation in engine.generate_each(prompts, system, max_new_tokens, temperature):
+            out[index] = generation
+            bar.update(1)
+    finally:
+        bar.close()
+    return [g for g in out if g is not None]
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(2**24):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _version(package: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return None
 
 
 def _record(engine: str, model: str, prompt: str, raw: str, prefilled: bool, pt: int, ct: int, s: float):
@@ -208,6 +283,37 @@ class TransformersEngine:
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         return kwargs
 
+    def context_limit(self) -> tuple[int | None, str]:
+        """(tokens the model can attend to, where that figure comes from); (None, "") when nothing says."""
+        limits = []
+        positions = getattr(self.model.config, "max_position_embeddings", None)
+        if positions:
+            limits.append((int(positions), "config.max_position_embeddings"))
+        declared = getattr(self.tokenizer, "model_max_length", None)
+        if declared and declared < 10**7:  # transformers' "no limit" placeholder is about 1e30
+            limits.append((int(declared), "tokenizer.model_max_length"))
+        return min(limits) if limits else (None, "")
+
+    def _check_fits(self, rendered: Sequence[str], max_new_tokens: int) -> None:
+        limit, source = self.context_limit()
+        lengths = (len(self.tokenizer(text, add_special_tokens=False)["input_ids"]) for text in rendered)
+        _check_fits(lengths, max_new_tokens, limit, source)
+
+    def settings(self, temperature: float = 0.0) -> dict[str, Any]:
+        """What this engine runs: the model, its dtype and device, batch size, library versions, sampling."""
+        parameter = next(self.model.parameters())
+        sampling = {"do_sample": False} if temperature <= 0 else {"do_sample": True, "temperature": temperature,
+                                                                   "top_p": 0.95}  # fmt: skip
+        return {
+            "engine": self.name,
+            "model": self.model_name,
+            "dtype": str(parameter.dtype).removeprefix("torch."),
+            "device": str(parameter.device),
+            "batch_size": self.batch_size,
+            "versions": {name: _version(name) for name in ("transformers", "torch", "peft")},
+            "sampling": sampling,
+        }
+
     def _decode(self, ids: list[int]) -> tuple[str, int]:
         """(text, tokens generated): everything up to and including the first stop token."""
         eos = self.tokenizer.eos_token_id
@@ -229,6 +335,7 @@ class TransformersEngine:
         """
         self.model.eval()
         rendered = [self._render(r.prompt, r.system) for r in rows]
+        self._check_fits(rendered, max_new_tokens)
         order = sorted(range(len(rows)), key=lambda i: len(rendered[i]))
         out = [RowText(prefilled=prompt_prefills_think(text)) for text in rendered]
         for start in range(0, len(order), self.batch_size):
@@ -280,16 +387,23 @@ class TransformersEngine:
         temperature: float = 0.0,
         progress: bool = False,
     ) -> list[Generation]:
-        bar = _progress(len(prompts), f"generate ({self.name})", progress)
-        out: list[RowText] = []
+        return _generate_all(self, prompts, system, max_new_tokens, temperature, progress)
+
+    def generate_each(
+        self,
+        prompts: Sequence[str],
+        system: str | None = None,
+        max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+        temperature: float = 0.0,
+    ) -> Iterator[tuple[int, Generation]]:
+        """(index, Generation) for each prompt, a batch at a time (length-sorted batches of `batch_size`)."""
+        sent: set[int] = set()
         for out in self.stream_rows([Row(p, system) for p in prompts], max_new_tokens, temperature, False):
-            bar.update(sum(r.done for r in out) - bar.n)
-        bar.close()
-        return [
-            _record(self.name, self.model_name, prompt, r.text, r.prefilled, r.prompt_tokens, r.tokens,
-                    r.seconds / max(1, r.batch))
-            for prompt, r in zip(prompts, out, strict=True)
-        ]  # fmt: skip
+            for i, r in enumerate(out):
+                if r.done and i not in sent:
+                    sent.add(i)
+                    yield i, _record(self.name, self.model_name, prompts[i], r.text, r.prefilled,
+                                     r.prompt_tokens, r.tokens, r.seconds / max(1, r.batch))  # fmt: skip
 
     def stream(
         self,
@@ -302,8 +416,10 @@ class TransformersEngine:
         from transformers import TextIteratorStreamer
 
         self.model.eval()
+        rendered = self._render(prompt, system)
+        self._check_fits([rendered], max_new_tokens)
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
-        inputs = self.tokenizer(self._render(prompt, system), return_tensors="pt", add_special_tokens=False)
+        inputs = self.tokenizer(rendered, return_tensors="pt", add_special_tokens=False)
         inputs = inputs.to(next(self.model.parameters()).device)
         kwargs = dict(**inputs, streamer=streamer, **self._gen_kwargs(max_new_tokens, temperature))
         thread = threading.Thread(target=self.model.generate, kwargs=kwargs, daemon=True)
@@ -315,6 +431,37 @@ class TransformersEngine:
 # --------------------------------------------------------------------------- llama.cpp
 
 
+def load_gguf(path: Path, n_ctx: int, n_threads: int | None) -> Any:
+    """llama-cpp-python's Llama on `path`; a file that is not a loadable GGUF is a FrictionError naming it."""
+    try:
+        from llama_cpp import Llama
+    except ImportError as exc:
+        raise FrictionError(
+            "llama-cpp-python is not installed. Run `make venv` (it builds it once)."
+        ) from exc
+    with open(path, "rb") as handle:
+        magic = handle.read(4)
+    size = path.stat().st_size / 2**20
+    if magic != b"GGUF":
+        raise FrictionError(
+            f"{path} is not a GGUF file (it starts with {magic!r}, not b'GGUF'; {size:.1f} MB). Pass a .gguf "
+            "written by `friction export` or downloaded whole."
+        )
+    try:
+        return Llama(  # every layer on a GPU when llama.cpp was built for one (as verification loads it)
+            model_path=str(path),
+            n_ctx=n_ctx,
+            n_threads=n_threads or os.cpu_count(),
+            n_gpu_layers=-1,
+            verbose=False,
+        )
+    except (ValueError, RuntimeError, OSError) as exc:
+        raise FrictionError(
+            f"{path}: llama.cpp could not load this GGUF ({exc}; {size:.1f} MB on disk). A download or export "
+            "cut short leaves a damaged file: export it again with `friction export`, or download it again."
+        ) from None
+
+
 class LlamaCppEngine:
     """llama.cpp on a GGUF file. The chat template comes from the GGUF's own metadata."""
 
@@ -324,24 +471,60 @@ class LlamaCppEngine:
         from friction_lib.models import embedded_gguf_path
 
         path = Path(gguf) if gguf else embedded_gguf_path()
-        if not path.exists():
+        if not path.is_file():
             raise FrictionError(
                 f"No GGUF file at {path}. Export one with `friction export`, or use the embedded model."
             )
-        try:
-            from llama_cpp import Llama
-        except ImportError as exc:
-            raise FrictionError(
-                "llama-cpp-python is not installed. Run `make venv` (it builds it once)."
-            ) from exc
         self.gguf = path
         self.model_name = path.stem
-        self.llm = Llama(
-            model_path=str(path), n_ctx=n_ctx, n_threads=n_threads or os.cpu_count(), verbose=False
-        )
+        self.n_ctx = n_ctx
+        self.n_threads = n_threads or os.cpu_count()
+        self.llm = load_gguf(path, n_ctx, self.n_threads)
+        self._formatter = _gguf_chat_formatter(self.llm)
+        self._sha256: str | None = None
 
     def _messages(self, prompt: str, system: str | None) -> list[dict[str, str]]:
         return build_messages(prompt, system_prompt(system))
+
+    def _prompt(self, prompt: str, system: str | None) -> tuple[int, bool]:
+        """(prompt tokens, whether the template opens <think> itself), as create_chat_completion renders it."""
+        if self._formatter is None:  # no template in the GGUF: llama-cpp-python falls back to its own format
+            text = "\n".join(m["content"] for m in self._messages(prompt, system))
+            return len(self.llm.tokenize(text.encode(), add_bos=True, special=True)), False
+        rendered = self._formatter(messages=self._messages(prompt, system))
+        ids = self.llm.tokenize(rendered.prompt.encode(), add_bos=not rendered.added_special, special=True)
+        return len(ids), prompt_prefills_think(rendered.prompt)
+
+    def _check_fits(self, prompts: Sequence[str], system: str | None, max_new_tokens: int) -> list[bool]:
+        """Whether each prompt's template pre-fills <think>; PromptTooLong when one does not fit n_ctx
+        (llama-cpp-python would silently cut the new tokens to what is left)."""
+        shapes = [self._prompt(p, system) for p in prompts]
+        limit, source = (
+            self.n_ctx - 1,
+            f"n_ctx {self.n_ctx} of {self.gguf.name}, less the one token llama.cpp keeps",
+        )
+        _check_fits((n for n, _ in shapes), max_new_tokens, limit, source)
+        return [prefilled for _, prefilled in shapes]
+
+    def settings(self, temperature: float = 0.0) -> dict[str, Any]:
+        """The GGUF (path, size, sha256), the context and threads, llama-cpp-python's version, sampling."""
+        if self._sha256 is None:
+            self._sha256 = _sha256(self.gguf)
+        return {
+            "engine": self.name,
+            "model": self.model_name,
+            "gguf": str(self.gguf),
+            "gguf_bytes": self.gguf.stat().st_size,
+            "gguf_sha256": self._sha256,
+            "n_ctx": self.n_ctx,
+            "n_threads": self.n_threads,
+            "versions": {"llama-cpp-python": _version("llama-cpp-python")},
+            "sampling": self._sampling(temperature),
+        }
+
+    @staticmethod
+    def _sampling(temperature: float) -> dict[str, Any]:
+        return {"temperature": temperature, "top_k": 1 if temperature == 0 else 40, "seed": 0}
 
     def generate(
         self,
@@ -351,34 +534,29 @@ class LlamaCppEngine:
         temperature: float = 0.0,
         progress: bool = False,
     ) -> list[Generation]:
-        results = []
-        bar = _progress(len(prompts), f"generate ({self.name})", progress)
-        for prompt in prompts:
+        return _generate_all(self, prompts, system, max_new_tokens, temperature, progress)
+
+    def generate_each(
+        self,
+        prompts: Sequence[str],
+        system: str | None = None,
+        max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+        temperature: float = 0.0,
+    ) -> Iterator[tuple[int, Generation]]:
+        """(index, Generation) for each prompt in turn (llama.cpp answers one prompt at a time)."""
+        prefills = self._check_fits(prompts, system, max_new_tokens)
+        for index, prompt in enumerate(prompts):
             t0 = time.perf_counter()
             out: Any = self.llm.create_chat_completion(
                 messages=self._messages(prompt, system),  # type: ignore[arg-type]
                 max_tokens=max_new_tokens,
-                temperature=temperature,
-                top_k=1 if temperature == 0 else 40,
-                seed=0,
+                **self._sampling(temperature),
             )
             raw = out["choices"][0]["message"]["content"] or ""
             usage = out.get("usage", {})
-            results.append(
-                _record(
-                    self.name,
-                    self.model_name,
-                    prompt,
-                    raw,
-                    False,
-                    usage.get("prompt_tokens", 0),
-                    usage.get("completion_tokens", 0),
-                    time.perf_counter() - t0,
-                )
-            )
-            bar.update(1)
-        bar.close()
-        return results
+            yield index, _record(self.name, self.model_name, prompt, raw, prefills[index],
+                                 usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0),
+                                 time.perf_counter() - t0)  # fmt: skip
 
     def stream(
         self,
@@ -387,6 +565,7 @@ class LlamaCppEngine:
         max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
         temperature: float = 0.0,
     ) -> Iterator[str]:
+        self._check_fits([prompt], system, max_new_tokens)
         chunks: Any = self.llm.create_chat_completion(
             messages=self._messages(prompt, system),  # type: ignore[arg-type]
             max_tokens=max_new_tokens,
@@ -398,6 +577,22 @@ class LlamaCppEngine:
             piece = chunk["choices"][0]["delta"].get("content")
             if piece:
                 yield piece
+
+
+def _gguf_chat_formatter(llm: Any) -> Any:
+    """The GGUF's own chat template as llama-cpp-python renders it for create_chat_completion, or None."""
+    from llama_cpp import llama_chat_format
+
+    template = llm.metadata.get("tokenizer.chat_template")
+    if not template:
+        return None
+    eos, bos = llm.token_eos(), llm.token_bos()
+    return llama_chat_format.Jinja2ChatFormatter(
+        template=template,
+        eos_token=llm._model.token_get_text(eos) if eos != -1 else "",
+        bos_token=llm._model.token_get_text(bos) if bos != -1 else "",
+        stop_token_ids=[eos],
+    )
 
 
 # --------------------------------------------------------------------------- OpenAI-compatible
@@ -416,7 +611,10 @@ class OpenAIEngine:
         timeout: float = DEFAULT_TIMEOUT,
         max_retries: int = 2,
         concurrency: int = 4,
+        check_model: bool = False,
     ):
+        """`check_model`: ask the server's /models now, and refuse a `model` it does not list (naming those
+        it does); without it a named model is taken as given (a hosted API may accept names it does not list)."""
         from openai import OpenAI
 
         self.base_url = base_url.rstrip("/")
@@ -424,7 +622,11 @@ class OpenAIEngine:
         key = api_key or os.environ.get("OPENAI_API_KEY") or "not-needed-locally"
         self.client = OpenAI(base_url=self.base_url, api_key=key, timeout=timeout, max_retries=max_retries)
         self.concurrency = concurrency
-        self.model_name = model or self._first_model()
+        self.max_retries = max_retries
+        if model is None:
+            self.model_name = self._first_model()
+        else:
+            self.model_name = self._check_model(model) if check_model else model
 
     def _down(self, exc: Exception) -> FrictionError:
         import openai
@@ -440,20 +642,55 @@ class OpenAIEngine:
             f"(then use --base-url {OLLAMA_URL})."
         )
 
-    def _first_model(self) -> str:
+    def served_models(self) -> list[str]:
+        """The model names the server lists at /models (a server that is down is a FrictionError)."""
         import openai
 
         try:
-            models = self.client.models.list().data
+            return [m.id for m in self.client.models.list().data]
         except (openai.APIConnectionError, openai.APITimeoutError) as exc:
             raise self._down(exc) from exc
         except openai.APIStatusError as exc:
             raise FrictionError(
                 f"{self.base_url} answered {exc.status_code} to /models; pass --model NAME."
             ) from exc
+
+    def _first_model(self) -> str:
+        models = self.served_models()
         if not models:
             raise FrictionError(f"{self.base_url} serves no models; pass --model NAME.")
-        return models[0].id
+        return models[0]
+
+    def _check_model(self, model: str) -> str:
+        """`model` if the server lists it (Ollama's NAME for NAME:latest too); else the models it does serve."""
+        try:
+            models = self.served_models()
+        except FrictionError as exc:
+            if "to /models" not in str(exc):
+                raise
+            return model  # a server without /models: the first request will say
+        if model in models or f"{model}:latest" in models:
+            return model
+        there = ", ".join(models) if models else "none"
+        raise FrictionError(
+            f"{self.base_url} serves no model named {model!r}; it serves: {there}. Pass --model with one of those."
+        )
+
+    def settings(self, temperature: float = 0.0) -> dict[str, Any]:
+        """The endpoint, the served model's name, concurrency and retries, and the sampling settings sent."""
+        return {
+            "engine": self.name,
+            "model": self.model_name,
+            "base_url": self.base_url,
+            "served_model": self.model_name,
+            "concurrency": self.concurrency,
+            "max_retries": self.max_retries,
+            "timeout_s": self.timeout,
+            "versions": {"openai": _version("openai")},
+            # Only these are sent: the server's other defaults apply (Ollama's and llama.cpp's server's
+            # repeat_penalty is 1.1, vLLM's repetition_penalty 1.0), which is what its users get.
+            "sampling": {"temperature": temperature, "seed": 0, "other settings": "the server's defaults"},
+        }
 
     def _one(self, prompt: str, system: str | None, max_new_tokens: int, temperature: float) -> Generation:
         import openai
@@ -498,17 +735,28 @@ class OpenAIEngine:
         temperature: float = 0.0,
         progress: bool = False,
     ) -> list[Generation]:
-        bar = _progress(len(prompts), f"generate ({self.name})", progress)
+        return _generate_all(self, prompts, system, max_new_tokens, temperature, progress)
 
-        def task(prompt: str) -> Generation:
-            result = self._one(prompt, system, max_new_tokens, temperature)
-            bar.update(1)
-            return result
-
+    def generate_each(
+        self,
+        prompts: Sequence[str],
+        system: str | None = None,
+        max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+        temperature: float = 0.0,
+    ) -> Iterator[tuple[int, Generation]]:
+        """(index, Generation) as each request finishes; at most `concurrency` requests in flight, each retried
+        up to `max_retries` times by the client. On a failure the requests not yet sent are cancelled."""
         with ThreadPoolExecutor(max_workers=max(1, self.concurrency)) as pool:
-            results = list(pool.map(task, prompts))
-        bar.close()
-        return results
+            futures = {
+                pool.submit(self._one, prompt, system, max_new_tokens, temperature): index
+                for index, prompt in enumerate(prompts)
+            }
+            try:
+                for future in as_completed(futures):
+                    yield futures[future], future.result()
+            finally:
+                for future in futures:
+                    future.cancel()
 
     def stream(
         self,

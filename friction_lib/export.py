@@ -15,7 +15,11 @@ function the 05 notebook calls too:
 5. `write_modelfiles`: one Modelfile per GGUF (`modelfile.render_modelfile`) in the chat format of the merged
    tokenizer (`modelfile.chat_format_for`: the R1 pre-fill is read from its chat template), and
    `write_manifest`: export.json, what was done;
-6. `verify.verify_export`: every GGUF is loaded in llama.cpp and checked -> `verification.json`.
+6. `verify.verify_export`: every GGUF is loaded in llama.cpp and checked -> `verification.json`;
+7. `parity.check_behaviour` (`--eval-prompts FILE`; by default the quick set for the cpu profile, off for the GPU
+   profiles, whose GGUFs llama.cpp would score for an hour on a CPU; `--no-eval` skips it): the adapter in
+   transformers and each quantised GGUF in llama.cpp score the same eval prompts; verification.json gains a
+   `behaviour` section (J, TPR, FPR, label agreement, McNemar, flipped prompts, and a stated tolerance).
 
 Everything is written into a staging folder next to --out (`files.staged_folder`, one writer at a time)
 and renamed into place at the end, so an interrupted export never leaves half-written files behind; the
@@ -268,6 +272,10 @@ class ExportResult:
     def passed(self) -> bool:
         return bool(self.verification and self.verification["passed"])
 
+    @property
+    def behaviour(self) -> dict[str, Any] | None:
+        return (self.verification or {}).get("behaviour")
+
 
 @dataclass(frozen=True)
 class ExportPlan:
@@ -455,11 +463,15 @@ def export_adapter(
     required_bytes: int | None = None,
     progress: bool = True,
     base_model: str | Path | None = None,
+    eval_prompts: str | Path | Sequence[Any] | None = None,
+    eval_max_new_tokens: int | None = None,
 ) -> ExportResult:
     """Merge, convert, quantise, write Modelfiles and verify: the whole `friction export`.
 
     `base_model` (a local HF folder or hub id) replaces the profile's base for the merge; the profile still
-    sets the chat format family, the file names and the checks. `--overwrite` replaces only a folder friction
+    sets the chat format family, the file names and the checks. With `eval_prompts` (a prompt file, a list of
+    `EvalPrompt`, or "auto": the quick set for the cpu profile) and `verify`, each quantised GGUF is also scored
+    against the adapter in transformers (`parity.check_behaviour`). `--overwrite` replaces only a folder friction
     made, never the current directory, the repository or home.
     """
     from tqdm.auto import tqdm
@@ -489,6 +501,9 @@ def export_adapter(
                 progress=progress,
             )
             seconds["verify"] = time.perf_counter() - t0
+            prompts = _eval_prompts_for(plan, eval_prompts, progress)
+            if prompts is not None:
+                report = _check_behaviour(plan, tmp, prompts, eval_max_new_tokens, threads, progress, seconds)
     return ExportResult(
         out_dir=plan.out,
         profile=plan.profile.name,
@@ -498,6 +513,50 @@ def export_adapter(
         verification=report,
         seconds=seconds,
     )
+
+
+def _check_behaviour(
+    plan: ExportPlan,
+    folder: Path,
+    prompts: str | Path | Sequence[Any],
+    max_new_tokens: int | None,
+    threads: int | None,
+    progress: bool,
+    seconds: dict[str, float],
+) -> dict[str, Any]:
+    """Friction parity of the quantised GGUFs (`parity.check_behaviour`); returns the updated verification."""
+    from friction_lib.parity import check_behaviour
+
+    t0 = time.perf_counter()
+    items = prompts if isinstance(prompts, (str, Path)) else list(prompts)
+    check_behaviour(folder, items, adapter=plan.adapter, profile=plan.base_model or plan.profile.name,
+                    max_new_tokens=max_new_tokens, threads=threads, progress=progress)  # fmt: skip
+    seconds["behaviour"] = time.perf_counter() - t0
+    return dict(json.loads((folder / "verification.json").read_text(encoding="utf-8")))
+
+
+AUTO_EVAL = "auto"
+
+
+def _eval_prompts_for(plan: ExportPlan, prompts: Any, progress: bool) -> Any:
+    """The prompts of the behaviour check: as given; for "auto", the quick set for the cpu profile, else none."""
+    if not (isinstance(prompts, str) and prompts == AUTO_EVAL):
+        return prompts
+    if plan.profile.name == "cpu":
+        return default_eval_prompts()
+    if progress:
+        print(f"Behaviour check skipped for the {plan.profile.name} profile: llama.cpp on a CPU would take about an "
+              "hour. Pass --eval-prompts FILE to run it, or score the GGUF behind a server (docs/eval.md).")  # fmt: skip
+    return None
+
+
+def default_eval_prompts() -> Path | None:
+    """The quick eval set of this checkout (what `friction export` scores each GGUF on by default)."""
+    from friction_lib.models import repo_root
+
+    root = repo_root()
+    quick = root / "data" / "eval" / "quick.jsonl" if root else None
+    return quick if quick is not None and quick.is_file() else None
 
 
 def export_summary(result: ExportResult) -> str:
@@ -544,7 +603,17 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--ollama", metavar="NAME", help="create an Ollama model NAME (or print the commands)"
     )
-    parser.add_argument("--no-verify", action="store_true", help="skip verification (not recommended)")
+    parser.add_argument(
+        "--no-verify", action="store_true", help="skip verification and the eval (not recommended)"
+    )
+    parser.add_argument(
+        "--eval-prompts",
+        default=AUTO_EVAL,
+        help="score the adapter (transformers) and each quantised GGUF (llama.cpp) on these eval prompts; "
+        "verification.json gets a `behaviour` section (default: data/eval/quick.jsonl for the cpu profile, "
+        "none for colab and talk)",
+    )
+    parser.add_argument("--no-eval", action="store_true", help="skip that eval (the token checks still run)")
     parser.add_argument(
         "--stop-limit", type=int, help="token limit of the no-runaway check (256 ChatML, 2048 R1)"
     )
@@ -572,10 +641,15 @@ def cli_export(argv: list[str]) -> int:
         verify=not args.no_verify,
         stop_limit=args.stop_limit,
         base_model=args.base_model,
+        eval_prompts=None if args.no_eval else args.eval_prompts,
     )
     print(export_summary(result))
     if result.verification is not None:
         print("\n" + verification_table(result.verification))
+        if result.behaviour is not None:
+            from friction_lib.parity import behaviour_table
+
+            print("\n" + behaviour_table(result.behaviour))
         print(f"\nverification.json: {result.out_dir / 'verification.json'}")
     if args.ollama:
         _ollama_step(args.ollama, result.out_dir)
@@ -588,6 +662,15 @@ def cli_export(argv: list[str]) -> int:
         failed = [f"{e['gguf']}: {e['check']}" for e in result.verification["checks"] if not e["passed"]]
         print("\nVerification FAILED: " + "; ".join(failed), file=sys.stderr)
         return 1
+    if result.behaviour is not None and not result.behaviour["passed"]:
+        off = [kind for kind, e in result.behaviour["ggufs"].items() if not e["within_tolerance"]]
+        # A warning, not a failure: every file is written and verified; the friction moved under quantisation.
+        print(
+            f"\nWARNING: behaviour outside tolerance for {', '.join(off)} ({result.behaviour['tolerance']['text']}). "
+            f"The files are written and pass verification; the eval runs are in {result.out_dir / 'eval'}. Serve a "
+            "larger quant, or quote that GGUF's own eval figures.",
+            file=sys.stderr,
+        )
     return 0
 
 

@@ -66,14 +66,17 @@ def correct(expected: str, label: str, strict: bool = False) -> bool:
 
 
 def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float]:
-    """Wilson score interval for k successes out of n (n = 0 -> the uninformative (0, 1))."""
+    """Wilson score interval for k successes out of n (n = 0 -> the uninformative (0, 1)).
+
+    The interval always holds k / n: at k = 0 or k = n rounding would otherwise put the bound a hair past it
+    (a negative error bar, which matplotlib refuses)."""
     if n == 0:
         return (0.0, 1.0)
     p = k / n
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    return (max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half)))
 
 
 def mcnemar_exact(b: int, c: int) -> float:

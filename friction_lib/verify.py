@@ -448,3 +448,19 @@ def _references(merged: Path, tokenizer: Any, prompts: Sequence[str]) -> dict[st
     }
     del model
     return references
+
+
+# --------------------------------------------------------------------------- behaviour (parity.check_behaviour)
+
+
+def record_behaviour(export_dir: str | Path, behaviour: dict[str, Any]) -> dict[str, Any]:
+    """Add the `behaviour` section (friction parity after quantisation, `parity.check_behaviour`) to the export's
+    verification.json and return the report. `passed` stays the token-level checks' verdict; the section has
+    its own `passed` against its stated tolerance. Verify first: a rerun of `verify_export` writes a new file."""
+    path = Path(export_dir) / "verification.json"
+    if not path.is_file():
+        raise FrictionError(f"{path} is missing: verify the export first (verify.verify_export).")
+    report = json.loads(path.read_text(encoding="utf-8"))
+    report["behaviour"] = behaviour
+    write_atomic(path, json.dumps(report, indent=2, ensure_ascii=False))
+    return report

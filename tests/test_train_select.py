@@ -109,7 +109,8 @@ def test_select_evaluates_every_checkpoint_and_writes_the_best(tmp_path, embedde
 
     assert [r["step"] for r in selection["checkpoints"]] == [1, 2]
     kept = run / "selection" / "dev"  # one folder per dev set, so a second dev set keeps the first's
-    assert sorted(p.name for p in kept.iterdir()) == ["step-1", "step-2"]
+    # each eval run holds its folder with a lock file beside it (`.step-N.lock`, files.output_lock)
+    assert sorted(p.name for p in kept.iterdir() if not p.name.startswith(".")) == ["step-1", "step-2"]
     assert (kept / "step-1" / "responses.jsonl").exists()
     assert selection["chosen_step"] == train_select.best_row(selection["checkpoints"])["step"]
     assert selection["max_fpr"] is None and selection["criterion"].startswith("max J (lenient);")
