@@ -33,11 +33,15 @@ MARKER = ".friction-output.json"  # written into every output folder the tool ma
 _PARTIAL = re.compile(r"^\.(?P<name>.+)\.partial-(?P<pid>\d+)-[A-Za-z0-9_]+$")
 
 
-def new_file_mode() -> int:
-    """The mode an ordinary write gives a new file: 0666 minus the umask (mkstemp and safetensors give 0600)."""
+def _umask() -> int:
     umask = os.umask(0)
     os.umask(umask)
-    return 0o666 & ~umask
+    return umask
+
+
+def new_file_mode() -> int:
+    """The mode an ordinary write gives a new file: 0666 minus the umask (mkstemp and safetensors give 0600)."""
+    return 0o666 & ~_umask()
 
 
 def _default_mode(path: Path) -> int:
@@ -299,6 +303,7 @@ def staged_folder(out: str | os.PathLike[str], command: str, overwrite: bool = F
         check_output_folder(target, overwrite, command)  # again, now that no one else writes
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-{os.getpid()}-", dir=target.parent))
         try:
+            os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp's 0700 would make the finished folder private
             mark_output(tmp, command)
             yield tmp
             if target.exists():

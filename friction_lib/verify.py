@@ -32,7 +32,7 @@ from friction_lib.chat import (
     render_prompt,
 )
 from friction_lib.errors import FrictionError
-from friction_lib.files import write_atomic
+from friction_lib.files import inside, write_atomic
 from friction_lib.modelfile import ParsedModelfile, parse_modelfile
 from friction_lib.ollama_template import ollama_prompt, ollama_reply
 
@@ -407,9 +407,13 @@ def verify_export(
     export_dir = Path(export_dir)
     manifest = json.loads((export_dir / "export.json").read_text())
     stop_limit = stop_limit or STOP_LIMITS[manifest["chat_format"]]
-    merged = export_dir / manifest["merged"]
+    merged = inside(export_dir, manifest["merged"], "export.json")  # paths in a manifest are data
     tokenizer = load_tokenizer(str(merged))
-    ggufs = [export_dir / name for kind, name in manifest["ggufs"].items() if only is None or kind in only]
+    ggufs = [
+        inside(export_dir, name, "export.json")
+        for kind, name in manifest["ggufs"].items()
+        if only is None or kind in only
+    ]
     if not ggufs:
         raise FrictionError(
             f"No GGUF of type {', '.join(only or [])} in {export_dir}; it has {', '.join(manifest['ggufs'])}."
@@ -419,7 +423,7 @@ def verify_export(
         references = _references(merged, tokenizer, prompts)
     checks: list[dict[str, Any]] = []
     for gguf in tqdm(ggufs, desc="verify", unit="gguf", disable=not progress):
-        modelfile = export_dir / manifest["modelfiles"][gguf.name]
+        modelfile = inside(export_dir, manifest["modelfiles"][gguf.name], "export.json")
         checks += verify_gguf(gguf, modelfile, tokenizer, references, stop_limit, prompts, threads)
     report = {
         "adapter": manifest["adapter"],
