@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import bisect
 import glob
-import json
 import re
 import time
 import unicodedata
@@ -34,6 +33,7 @@ from friction_lib.schema import (
     PERSONAS,
     FrictionRecord,
     count_by_type,
+    jsonl_lines,
     load_jsonl,
     write_jsonl,
 )
@@ -267,18 +267,9 @@ def load_eval_prompts(files: Iterable[str | Path]) -> tuple[list[EvalPrompt], li
     problems: list[str] = []
     for file in files:
         path = Path(file)
-        for number, raw in enumerate(path.read_bytes().splitlines(), start=1):
-            try:
-                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
-            except UnicodeDecodeError as exc:
-                problems.append(f"{path}:{number}: not UTF-8 text (byte {exc.start})")
-                continue
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                problems.append(f"{path}:{number}: invalid JSON ({exc.msg})")
+        for number, obj, problem in jsonl_lines(path):
+            if problem:
+                problems.append(f"{path}:{number}: {problem}")
                 continue
             text = obj.get("prompt") or obj.get("user_input") if isinstance(obj, dict) else None
             if not isinstance(text, str) or not text.strip():

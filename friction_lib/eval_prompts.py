@@ -15,9 +15,9 @@ from typing import Any
 
 from friction_lib import metrics
 from friction_lib.errors import FrictionError
+from friction_lib.schema import jsonl_lines
 
 REQUIRED_FIELDS: tuple[str, ...] = ("id", "prompt", "category", "expected", "source")
-_BOM = b"\xef\xbb\xbf"
 _SHOWN = 20
 
 
@@ -51,28 +51,6 @@ def _check_record(data: Any) -> str | None:
     return None
 
 
-def _text(raw: bytes) -> tuple[str | None, str | None]:
-    """(the line as text, None) or (None, why it is not text)."""
-    nul = raw.find(b"\x00")
-    if nul >= 0:
-        return None, f"binary data, not text (a NUL byte at column {nul + 1})"
-    try:
-        return raw.decode("utf-8"), None
-    except UnicodeDecodeError as exc:
-        return None, f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})"
-
-
-def _parse_line(raw: bytes) -> tuple[dict[str, Any] | None, str | None]:
-    text, problem = _text(raw)
-    if text is None:
-        return None, problem
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        return None, f"invalid JSON ({exc.msg} at column {exc.colno})"
-    return data, _check_record(data)
-
-
 def _fail(path: Path, problems: list[str]) -> FrictionError:
     shown = problems[:_SHOWN] + ([f"... and {len(problems) - _SHOWN} more"] if len(problems) > _SHOWN else [])
     fix = "Fix these lines."
@@ -92,14 +70,11 @@ def load_prompts(path: str | Path) -> list[EvalPrompt]:
     p = Path(path)
     if not p.is_file():
         raise FrictionError(f"{p}: prompt file not found. Use data/eval/quick.jsonl or data/eval/full.jsonl.")
-    data = p.read_bytes()
     prompts: list[EvalPrompt] = []
     problems: list[str] = []
     seen: dict[str, int] = {}
-    for number, raw in enumerate(data.removeprefix(_BOM).split(b"\n"), start=1):
-        if not raw.strip():
-            continue
-        record, problem = _parse_line(raw)
+    for number, record, problem in jsonl_lines(p):
+        problem = problem or _check_record(record)
         if problem or record is None:
             problems.append(f"{p}:{number}: {problem}")
         elif record["id"] in seen:

@@ -43,7 +43,7 @@ from friction_lib.curate import (
 )
 from friction_lib.errors import FrictionError
 from friction_lib.files import write_atomic
-from friction_lib.schema import FRICTION_TYPES, FrictionRecord, load_jsonl
+from friction_lib.schema import FRICTION_TYPES, FrictionRecord, jsonl_lines, load_jsonl
 
 PAIR_FIELDS = ("id", "prompt", "chosen", "rejected", "kind", "category", "source")
 # push-back: the right push-back over compliance; right-kind: the right push-back over a refusal where a
@@ -251,18 +251,9 @@ def load_pairs(path: str | Path) -> tuple[list[dict], list[str]]:
     pairs: list[dict] = []
     problems: list[str] = []
     first_seen: dict[str, int] = {}
-    for number, raw in enumerate(p.read_bytes().split(b"\n"), start=1):
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            problems.append(f"{p}:{number}: not valid UTF-8 (byte {exc.start}); save the file as UTF-8")
-            continue
-        if not text.strip():
-            continue
-        try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as exc:
-            problems.append(f"{p}:{number}: invalid JSON ({exc.msg} at column {exc.colno})")
+    for number, obj, problem in jsonl_lines(p):
+        if problem:
+            problems.append(f"{p}:{number}: {problem}")
             continue
         found = pair_problems(obj)
         pid = obj.get("id") if isinstance(obj, dict) else None

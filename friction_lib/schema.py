@@ -243,11 +243,36 @@ def _describe(error: Any) -> str:
     return f"field '{where}': {msg} (got {shown})" if where else f"{msg}"
 
 
-def _check_line(text: str) -> tuple[FrictionRecord | None, str | None]:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        return None, f"invalid JSON ({exc.msg} at column {exc.colno}); each line must be one JSON object"
+def jsonl_lines(path: Path) -> Iterator[tuple[int, Any, str | None]]:
+    """Each non-blank line of a JSONL file as (line number, JSON value, None), or (line number, None, why not).
+
+    The one reader behind every JSONL loader (records, eval prompts, pairs): a UTF-8 byte-order mark is
+    dropped, a line that is not text (NUL bytes, not UTF-8) or not JSON comes back as a reason, never raised.
+    """
+    for number, raw in enumerate(path.read_bytes().removeprefix(b"\xef\xbb\xbf").split(b"\n"), start=1):
+        if not raw.strip():
+            continue
+        nul = raw.find(b"\x00")
+        if nul >= 0:
+            yield number, None, f"binary data, not text (a NUL byte at column {nul + 1})"
+            continue
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            why = f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}); save the file as UTF-8"
+            yield number, None, why
+            continue
+        try:
+            yield number, json.loads(text), None
+        except json.JSONDecodeError as exc:
+            yield (
+                number,
+                None,
+                f"invalid JSON ({exc.msg} at column {exc.colno}); each line is one JSON object",
+            )
+
+
+def _check_line(data: Any) -> tuple[FrictionRecord | None, str | None]:
     if not isinstance(data, dict):
         return None, f"expected a JSON object, got a JSON {type(data).__name__}"
     try:
@@ -268,25 +293,12 @@ def load_jsonl(path: str | os.PathLike[str], strict: bool = True) -> LoadResult:
     p = Path(path)
     if not p.is_file():
         raise FrictionError(f"{p}: file not found. Check the path, or create it with `friction generate`.")
-    raw_lines = p.read_bytes().split(b"\n")
     result = LoadResult()
     first_seen: dict[str, int] = {}
     nonblank = 0
-    for number, raw in enumerate(raw_lines, start=1):
-        if number == 1:
-            raw = raw.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte-order mark
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            nonblank += 1
-            result.problems.append(
-                f"{p}:{number}: not valid UTF-8 (byte {exc.start}); save the file as UTF-8"
-            )
-            continue
-        if not text.strip():
-            continue
+    for number, data, problem in jsonl_lines(p):
         nonblank += 1
-        record, problem = _check_line(text)
+        record, problem = (None, problem) if problem else _check_line(data)
         if record is None:
             result.problems.append(f"{p}:{number}: {problem}")
             continue

@@ -72,7 +72,7 @@ def test_binary_bytes_in_a_prompt_file_give_file_line_and_the_fix(tmp_path, caps
     with pytest.raises(FrictionError) as caught:
         load_prompts(bad)
     message = str(caught.value)
-    assert f"{bad}:2: not UTF-8 text (byte 0xe9 at column" in message
+    assert f"{bad}:2: not valid UTF-8 (byte 0xe9 at column" in message
     assert f"{bad}:3: binary data, not text (a NUL byte at column 1)" in message
     assert "Save the file as UTF-8 text" in message and f"{bad}:1:" not in message
     assert main(["eval", "--prompts", str(bad), "--out", str(tmp_path / "out")]) == 2
