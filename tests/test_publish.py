@@ -12,6 +12,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import torch
+from safetensors.torch import save_file
 
 from friction_lib import publish
 from friction_lib.errors import FrictionError
@@ -50,7 +52,8 @@ def _adapter(folder: Path, card: dict | None = TRAINING_CARD) -> Path:
     (folder / "adapter_config.json").write_text(
         json.dumps({"base_model_name_or_path": "/home/someone/cache/SmolLM2", "r": 8, "peft_type": "LORA"})
     )
-    (folder / "adapter_model.safetensors").write_bytes(b"\0" * 64)
+    tensors = {"base_model.model.layers.0.q_proj.lora_A.weight": torch.zeros(8, 4)}  # a tiny, whole file
+    save_file(tensors, str(folder / "adapter_model.safetensors"))
     if card is not None:
         (folder / "training_card.json").write_text(json.dumps(card))
     return folder

@@ -4,6 +4,8 @@ failed check (not a crash), and the table and the folder-level errors say what t
 from __future__ import annotations
 
 import json
+import os
+import shutil
 
 import pytest
 
@@ -29,11 +31,15 @@ def test_gguf_type_reads_the_quant_from_the_file_name():
 
 @pytest.mark.slow
 def test_verify_export_reruns_one_type_and_refuses_a_missing_one(exported, tmp_path):
-    out = tmp_path / "export"  # the shared export, linked file by file, so its own verification.json stays
+    out = (
+        tmp_path / "export"
+    )  # the shared export, hard-linked file by file (symlinks out of a folder are refused)
     out.mkdir()
     for path in exported.out_dir.iterdir():
-        if path.name != "verification.json":
-            (out / path.name).symlink_to(path)
+        if path.is_dir():
+            shutil.copytree(path, out / path.name, copy_function=os.link)
+        elif path.name != "verification.json":
+            os.link(path, out / path.name)
     report = verify.verify_export(out, prompts=verify.VERIFY_PROMPTS[:1], only=["f16"], progress=False)
     assert {e["gguf"] for e in report["checks"]} == {"friction-smollm2-135m-f16.gguf"}
     assert report["passed"] and json.loads((out / "verification.json").read_text()) == report
