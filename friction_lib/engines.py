@@ -186,13 +186,14 @@ class Row:
 
 @dataclass
 class RowText:
-    """A row's text so far. `seconds` and `batch` are set once its batch is finished (`done`)."""
+    """A row's text so far. `seconds`, `batch` and `prompt_tokens` are set once the row is `done`: when it
+    emits its stop token (streaming), else when its batch ends. A done row no longer changes."""
 
     text: str = ""
     tokens: int = 0  # new tokens, the stop token included
     prompt_tokens: int = 0
     prefilled: bool = False  # the rendered prompt opened the <think> block itself
-    seconds: float = 0.0  # wall time of the whole batched call that generated the row
+    seconds: float = 0.0  # from its batched call's start to its own end (streaming: its stop token)
     batch: int = 0  # rows generated together in that call
     done: bool = False
 
@@ -328,7 +329,9 @@ class TransformersEngine:
         stream: bool = True,
     ) -> Iterator[list[RowText]]:
         """Every row in batches of `batch_size`, sorted by length; yields the rows' texts (one list, in the
-        order of `rows`) after every generated token when `stream`, and after every finished batch.
+        order of `rows`) after every generated token when `stream`, and after every finished batch. Streaming,
+        a row is `done` at its stop token, with its own seconds, while the rest of its batch goes on; it is not
+        taken out of the batch (a decoding step reads all the weights whatever the batch, docs/demo.md).
 
         Rows may mix system prompts and, on a PEFT model, adapters (PEFT's `adapter_names`), so a base and
         a fine-tuned answer come out of one batch and one copy of the weights.
@@ -361,12 +364,15 @@ class TransformersEngine:
         kwargs = self._gen_kwargs(max_new_tokens, temperature)
         if any(rows[i].adapter for i in idx):
             kwargs["adapter_names"] = [rows[i].adapter or BASE_ADAPTER for i in idx]
+        prompt_tokens = inputs["attention_mask"].sum(dim=1).tolist()
         t0 = time.perf_counter()
         steps: list[list[int]] = []
         if stream:
             for steps in _token_steps(self.model, inputs, kwargs):
-                for row, ids in zip(idx, steps, strict=True):
-                    out[row].text, out[row].tokens = self._decode(ids)
+                seconds = time.perf_counter() - t0
+                for row, (i, ids) in enumerate(zip(idx, steps, strict=True)):
+                    if not out[i].done:  # a row that emitted its stop token is final, with its own time
+                        out[i] = self._row_text(ids, prompt_tokens[row], out[i].prefilled, seconds, len(idx))
                 yield out
         else:
             with torch.inference_mode():
@@ -374,10 +380,18 @@ class TransformersEngine:
             steps = generated[:, inputs["input_ids"].shape[1] :].tolist()
         seconds = time.perf_counter() - t0
         for row, (i, ids) in enumerate(zip(idx, steps, strict=True)):
-            text, n = self._decode(ids)
-            prompt_tokens = int(inputs["attention_mask"][row].sum())
-            out[i] = RowText(text, n, prompt_tokens, out[i].prefilled, seconds, len(idx), done=True)
+            if not out[i].done:
+                out[i] = self._row_text(ids, prompt_tokens[row], out[i].prefilled, seconds, len(idx), True)
         yield out
+
+    def _row_text(
+        self, ids: list[int], prompts: int, prefilled: bool, seconds: float, batch: int, end: bool = False
+    ) -> RowText:
+        """A row's text after these new token ids; done at its stop token, or at the end of the batch."""
+        text, n = self._decode(ids)
+        if end or self.tokenizer.eos_token_id in ids:
+            return RowText(text, n, prompts, prefilled, seconds, batch, done=True)
+        return RowText(text, n, prompts, prefilled)
 
     def generate(
         self,
