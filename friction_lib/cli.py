@@ -19,7 +19,7 @@ from pathlib import Path
 
 # command words -> (module, function, one-line help). Two-word commands come first in lookup.
 COMMANDS: dict[str, tuple[str, str, str]] = {
-    "serve": ("friction_lib.engines", "cli_serve", "start llama.cpp's OpenAI-compatible server on 127.0.0.1"),
+    "serve": ("friction_lib.serve", "cli_serve", "start llama.cpp's OpenAI-compatible server on 127.0.0.1"),
     "chat": (
         "friction_lib.engines",
         "cli_chat",

@@ -10,7 +10,8 @@ Columns (pick any, in this order):
 The base model is loaded once per process and cached per (engine, model, adapter). The base, prompted
 and tuned rows of a prompt run as one batch of `TransformersEngine.stream_rows` on the adapter-carrying
 model, with PEFT's `adapter_names=["__base__", "__base__", "default"]`: no second copy of the weights,
-and on a CPU one batch of three costs about as much as 1.3 single calls.
+and on a CPU one batch of three costs far less than three single calls (`scripts/bench_lab.py --row-costs`).
+Streamed, each column ends at its own stop token, with its own time and label, while the others go on.
 
 `compare()` runs prompts in batches, `stream_comparison()` streams one prompt (`on_update` gets the
 partial `Comparison` as tokens arrive); `cli_demo()` is `friction demo`. The renderers of the results
@@ -32,13 +33,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from friction_lib.chat import split_reasoning
+from friction_lib.chat import THINK_CLOSE, THINK_OPEN, split_reasoning
 from friction_lib.engines import (
     BASE_ADAPTER,
     DEFAULT_TIMEOUT,
     OpenAIEngine,
     Row,
-    RowText,
     TransformersEngine,
 )
 from friction_lib.errors import FrictionError
@@ -49,9 +49,11 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 COLUMN_KEYS: tuple[str, ...] = ("base", "prompted", "tuned", "endpoint")
 DEFAULT_COLUMNS: tuple[str, ...] = ("base", "prompted", "tuned")
-# Long enough for a short <think> block and a first answer; short enough that one prompt across three
-# columns of the 135M model stays within the talk's 10 s budget on 2 cores (scripts/bench_demo.py).
-DEFAULT_MAX_NEW_TOKENS = 96
+# A new prompt's comparison is complete when its longest column ends, and the base model often rambles to the
+# limit: each token is a decoding step of the three-row batch. 64 tokens keep a new prompt within the talk's 10 s
+# on 2 cores (96 do not), and the shipped adapter's answers mostly end on their own before 64 (docs/demo.md,
+# "Time to a comparison"; scripts/bench_lab.py).
+DEFAULT_MAX_NEW_TOKENS = 64
 ADAPTER_NAME = "friction-smollm2-135m"
 ADAPTER_COMMAND = (
     "make adapter   (or: friction train --profile cpu --data data/friction_train.jsonl "
@@ -334,11 +336,12 @@ class ColumnResult:
     label_reason: str = ""
     error: str | None = None
     notice: str | None = None  # not a failure, a to-do (the adapter is not trained yet)
-    seconds: float = 0.0  # wall time of the generate call that produced it (what the audience waited)
+    seconds: float = 0.0  # from the start of its generation to its own end: its stop token, or the limit
     batch: int = 1  # answers generated together in that call
     tokens: int = 0
     truncated: bool = False  # stopped at max_new_tokens
     reasoning_closed: bool = True
+    think_tags: bool = False  # the text had a <think> block, even an empty one
     running: bool = False
 
     def to_dict(self) -> dict[str, Any]:
@@ -380,15 +383,34 @@ def label_answer(answer: str, prompt: str) -> tuple[str | None, str]:
     return str(getattr(verdict, "label", verdict)), str(getattr(verdict, "reason", ""))
 
 
+def hold_back_partial_tag(raw: str) -> str:
+    """`raw` without a trailing piece of `<think>` or `</think>` (`<`, `<think`, `</`, `</think`): streamed
+    text arrives a token at a time, and half a tag is neither reasoning nor answer yet."""
+    for cut in range(min(len(raw), len(THINK_CLOSE) - 1), 0, -1):
+        tail = raw[-cut:]
+        if any(tag.startswith(tail) and tag != tail for tag in (THINK_OPEN, THINK_CLOSE)):
+            return raw[:-cut]
+    return raw
+
+
+def _show_text(result: ColumnResult, raw: str) -> None:
+    parsed = split_reasoning(raw)
+    result.reasoning, result.answer, result.reasoning_closed = parsed.reasoning, parsed.answer, parsed.closed
+    result.think_tags = THINK_OPEN in raw or THINK_CLOSE in raw
+
+
+def _show_partial(result: ColumnResult, raw: str) -> None:
+    _show_text(result, hold_back_partial_tag(raw))
+
+
 def _finish(
     result: ColumnResult, prompt: str, raw: str, tokens: int, seconds: float, config: DemoConfig
 ) -> None:
-    parsed = split_reasoning(raw)
-    result.reasoning, result.answer, result.reasoning_closed = parsed.reasoning, parsed.answer, parsed.closed
+    _show_text(result, raw)
     result.tokens, result.seconds = tokens, seconds
     result.truncated = tokens >= config.max_new_tokens
     result.running = False
-    result.label, result.label_reason = label_answer(parsed.answer, prompt)
+    result.label, result.label_reason = label_answer(result.answer, prompt)
 
 
 def _blank(key: str, config: DemoConfig) -> ColumnResult:
@@ -474,20 +496,24 @@ def _run_local(
     results: list[ColumnResult],
     rows: list[Row],
     config: DemoConfig,
-    update: Callable[[], None] | None = None,
+    update: Callable[[bool], None] | None = None,
 ) -> None:
     """One engine's rows in as few batches as it allows; with `update`, the partial text of every row is
-    shown after each generated token. A failure shows in these columns only."""
-    texts: list[RowText] = []
+    shown after each generated token, and a row that stops (its stop token) is finished at once, with its
+    own time and label, while the others go on (`update(True)` then). A failure shows in these columns only."""
+    finished: set[int] = set()
     try:
         for texts in engine.stream_rows(rows, config.max_new_tokens, config.temperature, update is not None):
-            if update is not None:
-                for result, text in zip(results, texts, strict=True):
+            ended = False
+            for i, (result, row, text) in enumerate(zip(results, rows, texts, strict=True)):
+                if text.done and i not in finished:  # each column ends on its own
+                    _finish(result, row.prompt, text.text, text.tokens, text.seconds, config)
+                    result.batch, ended = text.batch, True
+                    finished.add(i)
+                elif not text.done:
                     _show_partial(result, text.text)
-                update()
-        for result, row, text in zip(results, rows, texts, strict=True):
-            _finish(result, row.prompt, text.text, text.tokens, text.seconds, config)
-            result.batch = text.batch
+            if update is not None:
+                update(ended)
     except Exception as exc:  # noqa: BLE001 - one engine's failure must not hide the endpoint
         for result in results:
             _fail(result, exc)
@@ -529,11 +555,6 @@ def compare(
     if isinstance(plan, ColumnPlan):
         _endpoint_batch(plan, comparisons, config, progress)
     return comparisons
-
-
-def _show_partial(result: ColumnResult, raw: str) -> None:
-    parsed = split_reasoning(raw)
-    result.reasoning, result.answer, result.reasoning_closed = parsed.reasoning, parsed.answer, parsed.closed
 
 
 def _stream_endpoint(

@@ -51,20 +51,24 @@ _MONO = "'DejaVu Sans Mono', Menlo, Consolas, monospace"
 # Inline styles, not a <style> block: notebook viewers strip <style> from untrusted (e.g. papermill-run)
 # outputs, but keep style attributes, so the executed notebooks in runs/ look the same as the live demo.
 STYLES: dict[str, str] = {
-    "fx-page": "background:#0b0d12;padding:18px;",
+    "fx-page": "background:#0b0d12;padding:18px;display:flex;flex-direction:column;gap:22px;",
     "fx-comparison": f"background:#0b0d12;color:#f5f5f5;font-family:{_SANS};font-size:22px;line-height:1.4;"
-    "padding:18px 20px 22px;border-radius:14px;margin:0 0 22px;",
+    "padding:18px 20px 22px;border-radius:14px;margin:0;display:flex;flex-direction:column;",
     "fx-prompt": "font-size:28px;font-weight:700;margin:0 0 6px;color:#ffffff;",
     "fx-meta": "font-size:17px;color:#c7cad1;margin:0 0 14px;letter-spacing:.02em;",
-    "fx-grid": "display:flex;gap:16px;align-items:stretch;",
+    "fx-grid": "display:flex;gap:16px;align-items:stretch;flex:1 1 auto;min-height:0;",
     "fx-col": "flex:1 1 0;min-width:0;background:#171a22;border:2px solid #2c3140;border-radius:12px;"
-    "padding:14px 16px;color:#f5f5f5;",
-    "fx-head": "display:flex;justify-content:space-between;align-items:flex-start;gap:10px;margin-bottom:10px;",
+    "padding:14px 16px;color:#f5f5f5;display:flex;flex-direction:column;min-height:0;",
+    # Title and chip on one line; in a narrow column the chip moves under the title (never over it).
+    "fx-head": "display:flex;flex-wrap:wrap;justify-content:space-between;align-items:flex-start;gap:4px 10px;",
     "fx-title": "font-size:24px;font-weight:700;color:#ffffff;",
-    "fx-sub": "font-size:15px;color:#b4b9c4;",
-    "fx-chip": "display:inline-block;font-size:17px;font-weight:800;color:#0b0d12;padding:3px 12px;"
+    "fx-sub": "font-size:15px;color:#b4b9c4;margin-bottom:10px;",
+    "fx-chip": "display:inline-block;flex-shrink:0;margin-left:auto;font-size:17px;font-weight:800;color:#0b0d12;padding:3px 12px;"
     "border-radius:999px;white-space:nowrap;letter-spacing:.04em;",
-    "fx-check": "font-size:15px;color:#c7cad1;margin-top:4px;text-align:right;",
+    "fx-check": "font-size:15px;color:#c7cad1;text-align:right;white-space:nowrap;",
+    # The reasoning and the answer: the part of a column that gives way when the board has a height limit (`fit`);
+    # it scrolls, anchored at the bottom (column-reverse), so the newest text stays in view while it streams.
+    "fx-body": "display:flex;flex-direction:column-reverse;overflow-y:auto;flex:0 1 auto;min-height:0;",
     "fx-reasoning": f"display:block;background:#221c0b;border-left:6px solid #facc15;border-radius:8px;"
     f"padding:8px 12px;margin:0 0 12px;color:#fde68a;font-family:{_MONO};font-size:18px;",
     "fx-summary": f"cursor:pointer;font-weight:700;color:#facc15;font-family:{_SANS};",
@@ -92,7 +96,8 @@ def _at(cls: str, extra: str = "") -> str:
     return f'class="{cls}" style="{STYLES[cls]}{extra}"'
 
 
-def _chip(result: ColumnResult, expected: str | None) -> str:
+def _chip(result: ColumnResult) -> str:
+    """The label chip: the classifier's label, "…" while the column streams, ERROR, or NOT TRAINED YET."""
     if result.error:
         label = "ERROR"
     elif result.notice:
@@ -105,78 +110,105 @@ def _chip(result: ColumnResult, expected: str | None) -> str:
         return ""
     colour = LABEL_COLOURS.get(label, "#9ca3af")
     reason = _esc(result.label_reason) if result.label_reason else "rule classifier (friction_lib.classify)"
-    chip = f'<span {_at("fx-chip", f"background:{colour};")} title="{reason}">{_esc(label)}</span>'
-    if expected and not result.error and result.label:
-        hit = result.label == expected.upper()
-        verdict = "✓ as expected" if hit else "✗ expected " + _esc(expected.upper())
-        chip += f"<div {_at('fx-check')}>{verdict}</div>"
-    return f"<div>{chip}</div>"
+    return f'<span {_at("fx-chip", f"background:{colour};")} title="{reason}">{_esc(label)}</span>'
 
 
-def column_html(result: ColumnResult, expected: str | None = None) -> str:
-    """One column: header with label chip, the reasoning block (<details>), then the answer."""
+def _verdict(result: ColumnResult, expected: str | None) -> str:
+    """Under the chip, on one line: whether the label is the behaviour the prompt calls for."""
+    if not expected or result.error or result.running or not result.label:
+        return ""
+    hit = result.label == expected.upper()
+    return (
+        f"<div {_at('fx-check')}>{'✓ as expected' if hit else '✗ expected ' + _esc(expected.upper())}</div>"
+    )
+
+
+# The live widget's board is at most this tall (`fit`): the window less JupyterLab's bars (about 120 px) and the
+# board's own margins, so it fits a projector-sized window (1280x800: 600 px); each column's text scrolls inside.
+FIT_HEIGHT = "max(420px, calc(100vh - 200px))"
+FIT_BODY_MIN = "96px"  # three lines of answer, however narrow the columns
+CURSOR = "▌"
+
+
+def _reasoning_html(result: ColumnResult) -> str:
+    """The reasoning block: a <details> that is open, with the streaming cursor while nothing else shows."""
+    cursor = f"<span {_at('fx-cursor')}>{CURSOR}</span>" if result.running and not result.answer else ""
+    if result.reasoning:
+        words = len(result.reasoning.split())
+        state = "" if result.reasoning_closed else " · unfinished"
+        summary = f"reasoning ({words} words{state})"
+        inner = _esc(result.reasoning) + cursor
+    elif result.running and not result.answer:
+        waiting = "(thinking…)" if result.think_tags else "(waiting for the first tokens…)"
+        summary, inner = "reasoning", f"<span {_at('fx-none')}>{waiting}</span>{cursor}"
+    else:
+        what = "an empty reasoning block" if result.think_tags else "no reasoning block"
+        summary, inner = "reasoning", f"<span {_at('fx-none')}>({what}: it answered straight away)</span>"
+    return (
+        f"<details {_at('fx-reasoning')} open><summary {_at('fx-summary')}>{summary}</summary>"
+        f"<div {_at('fx-reasoning-text')}>{inner}</div></details>"
+    )
+
+
+def _answer_html(result: ColumnResult) -> str:
+    if result.answer:
+        cursor = f"<span {_at('fx-cursor')}>{CURSOR}</span>" if result.running else ""
+        return f"<div {_at('fx-answer')}>{_esc(result.answer)}{cursor}</div>"
+    if result.running:
+        return f"<div {_at('fx-answer')}></div>"
+    note = "(no answer: the reasoning used up the token budget)"
+    return f"<div {_at('fx-answer')}><span {_at('fx-none')}>{note}</span></div>"
+
+
+def column_html(result: ColumnResult, expected: str | None = None, fit: bool = False) -> str:
+    """One column: header with label chip, the reasoning block (<details>), the answer, and its own footer
+    (tokens and seconds) as soon as it has ended. `fit`: the text scrolls inside the column (the widget)."""
     key = _esc(result.key)
     frame = f"border-color:{TUNED_BORDER};" if result.key == "tuned" else ""
     open_col = f'<div {_at("fx-col", frame)} data-column="{key}">'
     head = (
-        f"<div {_at('fx-head')}><div><div {_at('fx-title')}>{_esc(result.title)}</div>"
-        f"<div {_at('fx-sub')}>{_esc(result.subtitle)}</div></div>{_chip(result, expected)}</div>"
+        f"<div {_at('fx-head')}><div {_at('fx-title')}>{_esc(result.title)}</div>{_chip(result)}</div>"
+        f"{_verdict(result, expected)}<div {_at('fx-sub')}>{_esc(result.subtitle)}</div>"
     )
     if result.error:
         return f"{open_col}{head}<div {_at('fx-error')}>⚠ {_esc(result.error)}</div></div>"
     if result.notice:
         return f"{open_col}{head}<div {_at('fx-notice')}>{_esc(result.notice)}</div></div>"
-    cursor = f"<span {_at('fx-cursor')}>▌</span>" if result.running else ""
-    if result.reasoning:
-        words = len(result.reasoning.split())
-        state = "" if result.reasoning_closed else " · unfinished"
-        summary = f"reasoning ({words} words{state})"
-        inner = _esc(result.reasoning) + (cursor if result.running and not result.answer else "")
-    else:
-        summary = "reasoning"
-        inner = f"<span {_at('fx-none')}>(no reasoning block: it answered straight away)</span>"
-        if result.running and not result.answer:
-            inner = f"<span {_at('fx-none')}>(waiting for the first tokens…)</span>"
-    details = (
-        f"<details {_at('fx-reasoning')} open><summary {_at('fx-summary')}>{summary}</summary>"
-        f"<div {_at('fx-reasoning-text')}>{inner}</div></details>"
-    )
-    if result.answer:
-        answer = _esc(result.answer) + (cursor if result.running else "")
-    elif result.running:
-        answer = ""
-    else:
-        answer = f"<span {_at('fx-none')}>(no answer: the reasoning used up the token budget)</span>"
+    limit = f"min-height:{FIT_BODY_MIN};" if fit else ""
+    body = f"<div {_at('fx-body', limit)}><div>{_reasoning_html(result)}{_answer_html(result)}</div></div>"
     foot = ""
     if not result.running and result.tokens:
-        cut = f" · stopped at the {result.tokens}-token limit" if result.truncated else ""
-        foot = f"<div {_at('fx-foot')}>{_timing(result)}{cut}</div>"
-    return f"{open_col}{head}{details}<div {_at('fx-answer')}>{answer}</div>{foot}</div>"
+        together = f' title="generated in one batch of {result.batch} answers"' if result.batch > 1 else ""
+        foot = f"<div {_at('fx-foot')}{together}>{_timing(result)}</div>"
+    return f"{open_col}{head}{body}{foot}</div>"
 
 
 def _timing(result: ColumnResult) -> str:
-    together = f" (batch of {result.batch} answers)" if result.batch > 1 else ""
-    return f"{result.tokens} tokens · {result.seconds:.1f} s{together}"
+    """'47 tokens · 16.8 s': the column's own tokens and seconds (from the start of its batch to its end)."""
+    cut = f" · the {result.tokens}-token limit" if result.truncated else ""
+    return f"{result.tokens} tokens · {result.seconds:.1f} s{cut}"
 
 
-def _one_comparison_html(comparison: Comparison) -> str:
+def _one_comparison_html(comparison: Comparison, fit: bool = False) -> str:
     meta = []
     if comparison.category:
         meta.append(f"category: {comparison.category.replace('_', ' ')}")
     if comparison.expected:
         meta.append(f"good behaviour: {comparison.expected}")
     meta_html = f"<div {_at('fx-meta')}>{_esc(' · '.join(meta))}</div>" if meta else ""
-    columns = "".join(column_html(r, comparison.expected) for r in comparison.results)
+    columns = "".join(column_html(r, comparison.expected, fit) for r in comparison.results)
+    limit = f"max-height:{FIT_HEIGHT};" if fit else ""
     return (
-        f"<section {_at('fx-comparison')}><div {_at('fx-prompt')}>“{_esc(comparison.prompt)}”</div>"
+        f"<section {_at('fx-comparison', limit)}><div {_at('fx-prompt')}>“{_esc(comparison.prompt)}”</div>"
         f"{meta_html}<div {_at('fx-grid')}>{columns}</div></section>"
     )
 
 
-def comparison_html(comparisons: Comparison | Sequence[Comparison]) -> str:
-    """Self-contained HTML (inline styles) for one comparison or several, for Jupyter or a page."""
+def comparison_html(comparisons: Comparison | Sequence[Comparison], fit: bool = False) -> str:
+    """Self-contained HTML (inline styles) for one comparison or several, for Jupyter or a page. `fit` (the live
+    widget, on a projector): a comparison is at most `FIT_HEIGHT` tall, its columns' text scrolls inside them."""
     items = [comparisons] if isinstance(comparisons, Comparison) else list(comparisons)
-    return f"<div {_at('fx-page')}>" + "".join(_one_comparison_html(c) for c in items) + "</div>"
+    return f"<div {_at('fx-page')}>" + "".join(_one_comparison_html(c, fit) for c in items) + "</div>"
 
 
 def message_html(text: str) -> str:
@@ -228,7 +260,7 @@ def _controls(
 ) -> _Controls:
     import ipywidgets as w
 
-    half = w.Layout(width="48%")
+    half, wide = w.Layout(width="48%"), {"description_width": "initial"}  # labels in full ("Endpoint URL")
     options = [("✎ type your own below", "")] + [(f"[{p.category}] {p.prompt}", p.id) for p in prompts]
     return _Controls(
         picker=w.Dropdown(options=options, value=prompts[0].id if prompts else "", description="Prompt",
@@ -237,12 +269,22 @@ def _controls(
                         layout=w.Layout(width="98%", height="70px")),
         boxes={key: w.Checkbox(value=key in columns, description=column_title(key, config)[0], indent=False,
                                layout=w.Layout(width="auto")) for key in COLUMN_KEYS},
-        url=w.Text(value=config.base_url or endpoint_url, description="Endpoint URL", layout=half),
-        model_name=w.Text(value=config.endpoint_model or endpoint_model, description="Model", layout=half),
-        tokens=w.IntSlider(value=config.max_new_tokens, min=16, max=512, step=16, description="Max tokens"),
+        url=w.Text(value=config.base_url or endpoint_url, description="Endpoint URL", layout=half, style=wide),
+        model_name=w.Text(value=config.endpoint_model or endpoint_model, description="Model", layout=half,
+                          style=wide),
+        tokens=token_slider(config.max_new_tokens),
         run=w.Button(description="Run ▶", button_style="primary", layout=w.Layout(width="160px", height="44px")),
         board=w.HTML(value=message_html("Pick a prompt (or type one), choose the models, then press Run.")),
     )  # fmt: skip
+
+
+def token_slider(value: int) -> Any:
+    """The widget's token budget: steps of 8 from 8 (any other value keeps its own, e.g. smoke mode's 24)."""
+    import ipywidgets as w
+
+    step = 8 if value % 8 == 0 else 1
+    return w.IntSlider(value=value, min=min(8, value), max=max(512, value), step=step, description="Max tokens",
+                       style={"description_width": "initial"})  # fmt: skip
 
 
 def _run_clicked(ui: _Controls, config: DemoConfig, by_id: dict[str, DemoPrompt], interval: float) -> None:
@@ -260,7 +302,7 @@ def _run_clicked(ui: _Controls, config: DemoConfig, by_id: dict[str, DemoPrompt]
     ui.run.disabled, ui.run.description = True, "Running…"
     try:
         stream_comparison(item, chosen, run_config, interval=interval,
-                          on_update=lambda c: setattr(ui.board, "value", comparison_html(c)))  # fmt: skip
+                          on_update=lambda c: setattr(ui.board, "value", comparison_html(c, fit=True)))  # fmt: skip
     except FrictionError as exc:
         ui.board.value = message_html(str(exc))
     finally:
@@ -338,7 +380,7 @@ def comparison_renderable(comparison: Comparison) -> Any:
             title.append(f"  {result.label}", style=f"bold {LABEL_COLOURS.get(result.label, 'white')}")
         reasoning = result.reasoning or "(no reasoning block: it answered straight away)"
         answer = result.answer or "(no answer: the reasoning used up the token budget)"
-        foot = _timing(result) + (" · cut at the limit" if result.truncated else "")
+        foot = _timing(result) + (f" · one batch of {result.batch}" if result.batch > 1 else "")
         cells.append(Group(
             title,
             Text(result.subtitle, style="dim"),

@@ -6,7 +6,9 @@ downloaded. Every step waits on what the page shows, the way a person would:
 - `browser()`: a headless Chromium page (closed, with its processes, on exit).
 - `open_notebook()`: a notebook opened in JupyterLab, its kernel idle.
 - `run_all()`: Run ▸ Run All Cells, then the time each code cell finished (and the first demo comparison).
-- `run_widget()`: the live demo: pick a prompt, press Run, record the columns at every change of the board.
+- `run_widget()`: the live demo: pick a prompt (and a token budget, `set_max_tokens()`), press Run, record the
+  columns at every change of the board.
+- `window_screenshot()`: the window as the audience sees the board (docs/demo_live.png).
 - `output_images()`: the images in the notebook's outputs, with their rendered sizes.
 
 The demo's page structure it relies on (from `friction_lib.display`) is in `DEMO_JS`: columns are elements
@@ -205,11 +207,22 @@ def widget_board(page: Any) -> Any:
     return page.locator(".jupyter-widgets.widget-vbox").last
 
 
-def run_widget(page: Any, option: str, timeout: float = 300.0) -> WidgetRun:
-    """Pick the prompt whose dropdown label contains `option`, press Run, and record the board until the
-    button is back (generation over)."""
+def set_max_tokens(ui: Any, tokens: int) -> None:
+    """Type a token budget into the widget's "Max tokens" slider (its editable readout), as a person would."""
+    readout = ui.locator(".widget-hslider", has_text="Max tokens").locator(".widget-readout").first
+    readout.fill(str(tokens))
+    readout.press("Enter")
+    readout.page.wait_for_function("([el, n]) => el.textContent.trim() === n", arg=[readout.element_handle(),
+                                   str(tokens)])  # fmt: skip
+
+
+def run_widget(page: Any, option: str, timeout: float = 300.0, max_tokens: int | None = None) -> WidgetRun:
+    """Pick the prompt whose dropdown label contains `option` (and the token budget, if given), press Run, and
+    record the board until the button is back (generation over)."""
     ui = widget_board(page)
     ui.wait_for(timeout=timeout * 1000)
+    if max_tokens is not None:
+        set_max_tokens(ui, max_tokens)
     select = ui.locator("select").first
     values = select.evaluate("(s) => Array.from(s.options).map((o) => o.value)")
     value = next((v for v in values if option in v), None)
@@ -237,6 +250,19 @@ def run_widget(page: Any, option: str, timeout: float = 300.0) -> WidgetRun:
     log = board.evaluate("() => window.fxBoardLog")
     final = board.evaluate("(el) => window.fxColumns(el)")
     return WidgetRun(log, final, seconds)
+
+
+def window_screenshot(page: Any, path: str | Path) -> None:
+    """The window as the audience sees it: the left side bar closed (Ctrl+B), the demo board scrolled to the
+    window's bottom edge, with as much of the widget's controls above it as fit."""
+    page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook").first.click(position={"x": 5, "y": 5})
+    page.keyboard.press("Escape")
+    page.keyboard.press("Control+b")
+    board = widget_board(page).locator(".widget-html").last
+    page.wait_for_timeout(500)
+    board.evaluate("(el) => el.scrollIntoView({block: 'end'})")
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(path))
 
 
 def output_images(page: Any) -> list[dict[str, Any]]:

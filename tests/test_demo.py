@@ -150,7 +150,73 @@ def test_silent_endpoint_times_out_in_its_column_only(silent_server, capsys):
     assert code == 0 and "within 1 s" in out and "--timeout" in out
 
 
+def test_half_a_think_tag_is_held_back_while_streaming():
+    for text, shown in [
+        ("<", ""), ("<thi", ""), ("<think", ""), ("<think>\n\n</", "<think>\n\n"),
+        ("<think>\n\n</think", "<think>\n\n"), ("The answer <", "The answer "), ("Use <t", "Use "),
+        ("<think>", "<think>"), ("a < b", "a < b"), ("see <b", "see <b"), ("done.", "done."), ("", ""),
+    ]:  # fmt: skip
+        assert demo.hold_back_partial_tag(text) == shown, text
+
+
 # --------------------------------------------------------------------------- real generations
+
+
+@pytest.mark.slow
+def test_a_streamed_row_ends_at_its_stop_token_with_its_own_time(transformers_engine):
+    """stream_rows: a short answer is done (final text, its own seconds) while a long one in the same batch
+    goes on; unstreamed, every row gets the batch's time."""
+    from friction_lib.engines import Row
+
+    short, long = "Convert 30 to the other unit.", "Why did Shakespeare write Don Quixote in English?"
+    rows = [Row(short, "default"), Row(long, "default")]
+    states = [
+        [(r.text, r.tokens, r.done, r.seconds) for r in out]
+        for out in transformers_engine.stream_rows(rows, 20)
+    ]
+    ended = [i for i, state in enumerate(states) if state[0][2] and not state[1][2]]
+    assert ended, "the short row was only done when the whole batch was"
+    assert states[ended[0]][0][1] < 20 and all(
+        state[0] == states[ended[0]][0] for state in states[ended[0] :]
+    )
+    assert 0 < states[-1][0][3] < states[-1][1][3] and states[-1][1][1] == 20
+    *_, batched = transformers_engine.stream_rows(rows, 20, stream=False)
+    assert batched[0].seconds == batched[1].seconds
+    assert [r.text for r in batched] == [state[0] for state in states[-1]]
+
+
+@pytest.mark.slow
+def test_streamed_columns_end_on_their_own_and_never_show_half_a_tag(embedded_model_dir):
+    """The shipped adapter opens with an empty <think></think>, a token at a time: no state shows a piece of
+    a tag. Base and prompted stop after 8 tokens, the tuned column goes on to the limit: they are finished
+    (no cursor, a chip, their own time in the footer) while it still streams."""
+    assert demo.missing_adapter_message(demo.default_adapter_dir()) is None
+    [prompt] = [p for p in demo.load_demo_prompts(DEMO) if p.id == "demo-amb-02"]
+    states: list[tuple[dict, str]] = []
+
+    def seen(comparison: demo.Comparison) -> None:
+        columns = {r.key: (r.running, r.reasoning, r.answer, r.label, r.seconds) for r in comparison.results}
+        states.append((columns, display.comparison_html(comparison, fit=True)))
+
+    final = demo.stream_comparison(
+        prompt, config=demo.DemoConfig(max_new_tokens=24), on_update=seen, interval=0
+    )
+    assert len(states) > 24, "not every token was shown"
+    for columns, _ in states:
+        for _running, reasoning, answer, *_ in columns.values():
+            for text in (reasoning, answer):
+                assert "<" not in text and "think>" not in text, (reasoning, answer)
+    mixed = [(c, page) for c, page in states if not c["base"][0] and c["tuned"][0]]
+    assert mixed, "base was only finished when the last column was"
+    columns, page = mixed[0]
+    assert columns["base"][3] and columns["base"][4] > 0
+    base_html = page.split('data-column="base"')[1].split('data-column="prompted"')[0]
+    assert "fx-cursor" not in base_html and f"{columns['base'][4]:.1f} s" in base_html
+    assert "fx-cursor" in page.split('data-column="tuned"')[1]
+    by_key = {r.key: r for r in final.results}
+    assert by_key["base"].tokens < 24 == by_key["tuned"].tokens
+    assert by_key["base"].seconds < by_key["tuned"].seconds
+    assert by_key["tuned"].think_tags and "an empty reasoning block" in display.comparison_html(final)
 
 
 @pytest.mark.slow

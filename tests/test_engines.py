@@ -5,6 +5,8 @@ SIGTERM and SIGKILL, and `--timeout` against a server that never answers."""
 from __future__ import annotations
 
 import contextlib
+import http.server
+import json
 import os
 import queue
 import re
@@ -85,6 +87,47 @@ def test_openai_endpoint_down_names_url_and_fix():
         engines.OpenAIEngine(f"http://127.0.0.1:{port}/v1", timeout=2, max_retries=0)
     message = str(err.value)
     assert f"127.0.0.1:{port}" in message and "friction serve" in message and "ollama serve" in message
+
+
+@contextlib.contextmanager
+def _refusing_server(status: int):
+    """A real HTTP server on 127.0.0.1 that answers every request with `status` and an OpenAI error body."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def _refuse(self):
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            data = json.dumps({"error": {"message": "scripted refusal", "type": "scripted"}}).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_POST = _refuse
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_openai_error_statuses_name_the_url_and_what_was_asked():
+    with _refusing_server(503) as url:
+        engine = engines.OpenAIEngine(url, model="m", timeout=5, max_retries=0)
+        with pytest.raises(
+            FrictionError, match=rf"^{re.escape(url)} answered 503 to /models; pass --model NAME"
+        ):
+            engine.served_models()
+        with pytest.raises(FrictionError, match=rf"^{re.escape(url)} answered HTTP 503 for model 'm': "):
+            engine.generate(["Hi."])
+        with pytest.raises(FrictionError, match=rf"^{re.escape(url)} answered HTTP 503: "):
+            "".join(engine.stream("Hi."))
 
 
 def test_port_in_use_names_port():

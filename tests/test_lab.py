@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import sys
 import time
 import urllib.error
@@ -26,7 +27,10 @@ from friction_lib.demo import load_demo_prompts
 from friction_lib.errors import FrictionError
 
 NOTEBOOKS = ("01_friction_concept.ipynb", "04_eval.ipynb")
-WIDGET_PROMPT = "demo-fp-02"  # not the widget's preselected prompt, so the pick itself is checked
+# Not the widget's preselected prompt, so the pick itself is checked. At smoke mode's 24 tokens, base and prompted
+# stop after 8 tokens while the tuned column (which opens with an empty <think></think>) runs to the limit.
+WIDGET_PROMPT = "demo-amb-02"
+HALF_TAGS = tuple(tag[:n] for tag in ("<think>", "</think>") for n in range(1, len(tag)))
 RUN_TIMEOUT = 300.0  # seconds for one notebook or one widget run (about 20-60 s on 2 busy cores)
 LABELS = {"COMPLY", "REFUSE", "PARTIAL", "CLARIFY", "CHALLENGE", "ABSTAIN", "DEGENERATE"}
 
@@ -148,12 +152,47 @@ def test_live_demo_streams_three_columns(session):
         assert column["reasoning"], f"{column['key']}: no reasoning block"
         assert column["chip"] in LABELS, f"{column['key']}: label chip {column['chip']!r}"
         assert not column["cursor"] and "tokens" in column["foot"]
-    for key, lengths in run.growth().items():
-        assert len(lengths) >= 3 and lengths[-1] > lengths[0], (
+    growth = run.growth()
+    for key, lengths in growth.items():
+        assert len(lengths) >= 2 and lengths[-1] > lengths[0], (
             f"{key} did not grow while streaming: {lengths}"
         )
+    assert len(growth["tuned"]) >= 3, growth
+    _check_columns_end_on_their_own(run)
+    _check_no_half_tags(run)
+    label = page.locator(".widget-label", has_text="Endpoint URL").first
+    assert label.evaluate("(el) => el.scrollWidth <= el.clientWidth"), "the Endpoint URL label is cut"
     print(f"\nrun all {ran.seconds:.1f} s (first comparison {ran.first_comparison:.1f} s); "
           f"widget prompt {run.seconds:.1f} s, first text at {run.first_text()} s")  # fmt: skip
+
+
+def _seconds(foot: str) -> float:
+    found = re.search(r"([\d.]+) s\b", foot)
+    assert found, foot
+    return float(found.group(1))
+
+
+def _check_columns_end_on_their_own(run: lab_browser.WidgetRun) -> None:
+    """Some column is finished (cursor off, its label chip, its own footer) while another still streams, and
+    the footers give each column's own time."""
+    early = [
+        (done["key"], snap["t"])
+        for snap in run.snapshots
+        for done in snap["columns"]
+        if not done["cursor"] and done["chip"] in LABELS and done["foot"]
+        if any(c["cursor"] for c in snap["columns"])
+    ]
+    assert early, "no column was finished while another still streamed"
+    seconds = {c["key"]: _seconds(c["foot"]) for c in run.final}
+    assert seconds[early[0][0]] < max(seconds.values()), seconds
+
+
+def _check_no_half_tags(run: lab_browser.WidgetRun) -> None:
+    """No state of the board showed a piece of <think> or </think> as text (the observer saw every state)."""
+    for snap in run.snapshots:
+        for column in snap["columns"]:
+            body = column["body"].rstrip()
+            assert "think>" not in body and not body.endswith(HALF_TAGS), (snap["t"], column)
 
 
 @pytest.mark.slow

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import nbformat
 import pytest
@@ -41,6 +42,23 @@ def test_chain_runs_in_order_and_writes_summary(tmp_path):
     assert all(n["seconds"] > 0 for n in summary["notebooks"])
     executed = nbformat.read(str(run_dir / "01_first.ipynb"), as_version=4)
     assert any("injected-parameters" in c.metadata.get("tags", []) for c in executed.cells)
+
+
+@pytest.mark.slow
+def test_summary_counts_the_kernels_cpu_seconds_the_load_and_the_slowest_cell(tmp_path):
+    """The kernel's CPU time is counted (a shared machine's wall time says little): 2 CPU s burnt in a cell,
+    which is named as the slowest."""
+    src = tmp_path / "nb"
+    src.mkdir()
+    burn = "import time\nt = time.process_time()\nwhile time.process_time() - t < 2.0:\n    pass"
+    _notebook(src / "01_burn.ipynb", burn)
+    run_dir, [run] = workshop.run_chain("cpu", workshop.numbered_notebooks(src), run_dir=tmp_path / "run")
+    summary = json.loads((run_dir / "summary.json").read_text())
+    [entry] = summary["notebooks"]
+    assert run.status == "ok" and 2.0 <= entry["cpu_seconds"] <= entry["seconds"] * summary["cores"] + 1
+    assert len(entry["load_before"]) == 3 and len(entry["load_after"]) == 3
+    seconds, cell = entry["slowest_cells"][0]
+    assert seconds >= 2.0 and cell == "code cell 2: import time"
 
 
 @pytest.mark.slow
@@ -85,7 +103,11 @@ def test_cli_workshop_runs_only_selected_and_reports(tmp_path, monkeypatch, caps
     monkeypatch.setattr(workshop, "notebooks_dir", lambda: src)
     monkeypatch.setattr(workshop, "repo_root", lambda: tmp_path)
     assert workshop.cli_workshop(["--only", "01"]) == 0
-    assert "ok" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert re.search(
+        r"^\| 01_a \| ok \| [\d,]+ \| [\d,]+ \| [\d.]+ \| code cell \d: .+ \(\d+ s\) \|$", out, re.M
+    ), out
+    assert re.search(r"^\| \*\*total\*\* \| \| \*\*[\d,]+\*\* \| \*\*[\d,]+\*\* \| \| \|$", out, re.M), out
     assert workshop.cli_workshop(["--smoke"]) == 1
     out = capsys.readouterr().out
     assert "02_b.ipynb failed at code cell 2" in out and "kept for inspection" in out
