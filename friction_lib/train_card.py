@@ -81,7 +81,9 @@ def _dataset_section(data: TrainData) -> dict[str, Any]:
 
 
 def _seconds_section(log: RunLog, progress: Any) -> dict[str, Any]:
+    extra = {"reference_logps": round(log.seconds["reference"], 1)} if "reference" in log.seconds else {}
     return {
+        **extra,  # a DPO run: the reference log-probabilities of every pair, computed before training
         "load": round(log.seconds["load"], 1),
         "train": round(log.seconds["train"], 1),
         "train_steps_only": round(progress.step_seconds, 1),

@@ -360,9 +360,10 @@ def build_dpo_trainer(
     tokenizer: Any,
     data: PairData,
     callbacks: list[Any] | None = None,
+    log: RunLog | None = None,
 ) -> tuple[Any, Any, dict[str, Any]]:
     """(DPOTrainer, our progress callback, the DPOConfig keywords). With `precompute_ref` TRL computes the reference
-    log-probabilities of every pair here, with the frozen copy of the SFT adapter."""
+    log-probabilities of every pair here, with the frozen copy of the SFT adapter (timed in `log.seconds`)."""
     from datasets import Dataset
     from transformers import PrinterCallback
     from trl import DPOConfig, DPOTrainer
@@ -382,8 +383,13 @@ def build_dpo_trainer(
     trainer.remove_callback(PrinterCallback)
     if config.precompute_ref:
         drop_reference_copy(trainer.model)
-        print(f"Reference log-probabilities of {len(data.train_rows) + len(data.eval_rows)} pairs precomputed "
-              f"with the SFT adapter in {time.perf_counter() - started:.0f} s")  # fmt: skip
+        seconds = time.perf_counter() - started
+        if log is not None:
+            log.seconds["reference"] = seconds
+        print(
+            f"Reference log-probabilities of {len(data.train_rows) + len(data.eval_rows)} pairs precomputed "
+            f"with the SFT adapter in {seconds:.0f} s"
+        )
     return trainer, progress, kwargs
 
 
@@ -420,7 +426,7 @@ def train_dpo(
         train_runs.start_run(out, fingerprint)
         _before_training(config, path, model, tokenizer, sft, log)
         trainer, progress, trainer_kwargs = build_dpo_trainer(
-            config, path, out, model, tokenizer, data, callbacks
+            config, path, out, model, tokenizer, data, callbacks, log
         )
         model = _fit(trainer, log)
         drop_reference_copy(model)
