@@ -150,6 +150,7 @@ def dpo_section(config: TrainConfig, state: Any) -> dict[str, Any]:
     return {
         "beta": config.beta,
         "loss_type": config.dpo_loss,
+        "sft_weight": config.sft_weight,  # > 0: plus the chosen side's NLL with this weight (RPO)
         "reference": "the SFT adapter (frozen copy), log-probabilities "
         + ("precomputed once" if config.precompute_ref else "computed every step"),
         "train": dpo_points(state.log_history),

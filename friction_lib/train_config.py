@@ -94,6 +94,9 @@ class TrainConfig:
     sft_adapter: str | None = None  # the SFT adapter folder DPO starts from (--adapter)
     beta: float = 0.1  # how far from the SFT model the preferences may pull (higher: closer)
     dpo_loss: str = "sigmoid"
+    # > 0: add the chosen side's negative log-likelihood to the DPO loss with this weight (RPO, TRL's "sft" loss
+    # type): it keeps the chosen answers likely, so the preferences cannot unlearn the format (e.g. `</think>`)
+    sft_weight: float = 0.0
     max_pairs: int = (
         0  # > 0: a seeded sample of this many pairs (after pair_kinds), for a run that fits the time
     )
@@ -153,6 +156,7 @@ NON_NEGATIVE = (
     "eval_steps",
     "limit_records",
     "early_stopping_patience",
+    "sft_weight",
     "compare_max_new_tokens",
     "checkpoint_limit",
     "decision_rows",

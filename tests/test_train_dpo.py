@@ -230,6 +230,20 @@ def test_every_keyword_we_pass_is_a_field_of_the_installed_dpoconfig(tmp_path, p
 
 
 @pytest.mark.drift
+def test_sft_weight_adds_the_chosen_sides_nll_to_the_dpo_loss(tmp_path):
+    """RPO: `sft_weight` > 0 is TRL's "sft" loss type beside the DPO loss, weighted; 0 is plain DPO."""
+    from trl import DPOConfig
+
+    path = train.TrainPath("hf", "none", "cpu", "test")
+    for weight, types, weights in ((0.0, ["sigmoid"], None), (0.5, ["sigmoid", "sft"], [1.0, 0.5])):
+        config = train_config.make_config("cpu", method="dpo", sft_weight=weight)
+        args = DPOConfig(**train_dpo.dpo_config_kwargs(config, path, tmp_path, n_train=400))
+        assert (args.loss_type, args.loss_weights) == (types, weights)
+    with pytest.raises(FrictionError, match="sft_weight must be >= 0"):
+        train_config.make_config("cpu", method="dpo", sft_weight=-1.0)
+
+
+@pytest.mark.drift
 def test_the_reference_is_the_sft_adapter_and_its_copy_is_dropped(embedded_model_dir, tmp_path):
     """TRL copies a trainable adapter as "ref" and precomputes with it: the reference log-probabilities are the
     SFT model's (not the base's), and once they are computed only the trained adapter is left."""
