@@ -41,7 +41,14 @@ from friction_lib.errors import FrictionError
 from friction_lib.files import output_lock, size_text, staged_folder, write_json
 from friction_lib.train_card import RunLog
 from friction_lib.train_compare import compare_answers, short
-from friction_lib.train_config import PRESETS, TrainConfig, describe_config, did_you_mean, make_config
+from friction_lib.train_config import (
+    METHODS,
+    PRESETS,
+    TrainConfig,
+    describe_config,
+    did_you_mean,
+    make_config,
+)
 from friction_lib.train_data import (
     DataPaths,
     data_files,
@@ -67,12 +74,13 @@ class TrainPath:
     device: str  # "cuda" or "cpu"
     reason: str
 
-    def describe(self) -> str:
+    def describe(self, method: str = "sft") -> str:
         weights = "4-bit NF4 (QLoRA)" if self.quant == "nf4" else "full-precision weights (LoRA, --no-quant)"
+        trainer = "DPOTrainer" if method == "dpo" else "SFTTrainer"
         engine = (
-            "Unsloth FastLanguageModel"
+            f"Unsloth FastLanguageModel + TRL {trainer}"
             if self.backend == "unsloth"
-            else "transformers + PEFT + TRL SFTTrainer"
+            else f"transformers + PEFT + TRL {trainer}"
         )
         bnb = " + bitsandbytes" if self.backend == "hf" and self.quant == "nf4" else ""
         return f"{engine}{bnb}, {weights}, on {self.device.upper()}: {self.reason}"
@@ -424,6 +432,8 @@ def train(
     runs before the first training step; the output folder has one writer (`files.output_lock`) from its
     check to the end of the run. `callbacks` are extra `TrainerCallback`s.
     """
+    if config.method != "sft":
+        raise FrictionError(f"train() runs SFT; method {config.method!r} runs through train_dpo.train_dpo().")
     log = RunLog()
     path = _check_setup(config)
     data = _read_data(config, data_path)
@@ -456,7 +466,7 @@ def _check_setup(config: TrainConfig) -> TrainPath:
     if not (config.model and Path(config.model).expanduser().is_dir()):  # a local model brings its own size
         check_profile_hardware(get_profile(config.profile))
     path = choose_path(config)
-    print(f"Training path: {path.describe()}")
+    print(f"Training path: {path.describe(config.method)}")
     return path
 
 
@@ -635,11 +645,22 @@ def merge_adapter(config: TrainConfig, path: TrainPath, out: Path, tokenizer: An
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="friction train",
-        description="LoRA/QLoRA fine-tuning on the friction dataset (CPU: transformers+bitsandbytes NF4; "
-        "CUDA: Unsloth when installed). Writes the adapter, training_card.json and loss.png.",
+        description="LoRA/QLoRA fine-tuning: SFT on the friction dataset, or DPO on preference pairs after SFT "
+        "(CPU: transformers+bitsandbytes NF4; CUDA: Unsloth when installed). Writes the adapter, "
+        "training_card.json and loss.png.",
     )
     parser.add_argument(
         "--profile", default=None, help="cpu | colab | talk (default: from --config, else cpu)"
+    )
+    parser.add_argument(
+        "--method",
+        choices=METHODS,
+        default=None,
+        help="sft: supervised on --data (default); dpo: preference pairs (--pairs) on top of an SFT --adapter",
+    )
+    parser.add_argument("--adapter", default=None, help="method dpo: the SFT adapter folder to start from")
+    parser.add_argument(
+        "--pairs", default=None, help="method dpo: preference pairs JSONL (default: data/pairs.jsonl)"
     )
     parser.add_argument(
         "--data",
@@ -674,6 +695,7 @@ def cli_train(argv: list[str]) -> int:
             "--smoke and --config FILE cannot be combined; put the smoke settings in the file."
         )
     overrides: dict[str, Any] = {"max_steps": args.max_steps, "epochs": args.epochs}
+    overrides |= {"method": args.method, "sft_adapter": args.adapter}
     if args.no_quant:
         overrides["quant"] = "none"
     if args.merge:
@@ -682,12 +704,20 @@ def cli_train(argv: list[str]) -> int:
     if args.show_config:
         print(describe_config(config))
         return 0
-    data = args.data
-    if data is None:
-        from friction_lib.models import repo_root
+    from friction_lib.models import repo_root
 
-        data = [str((repo_root() or Path.cwd()) / "data" / "friction_train.jsonl")]
-    result = train(config, data, args.out, overwrite=args.overwrite)
+    root = repo_root() or Path.cwd()
+    if config.method == "dpo":
+        if args.data:
+            raise FrictionError("--data is for --method sft; a DPO run reads preference pairs: --pairs FILE.")
+        from friction_lib.train_dpo import DEFAULT_PAIRS, train_dpo
+
+        result = train_dpo(config, args.pairs or root / DEFAULT_PAIRS, args.out, overwrite=args.overwrite)
+    elif args.pairs or args.adapter:
+        raise FrictionError("--pairs and --adapter are for --method dpo (preference tuning after SFT).")
+    else:
+        data = args.data or [str(root / "data" / "friction_train.jsonl")]
+        result = train(config, data, args.out, overwrite=args.overwrite)
     print(result.card_path)
     return 0
 

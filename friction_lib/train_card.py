@@ -2,7 +2,8 @@
 
 The card holds the config, the trainer's arguments, the data (path, sha256, counts, validation ids), the steps,
 the losses, the seconds, memory, tokens per second, library versions, the path taken and the before/after
-answers. `RunLog` collects on the way what only the run can measure.
+answers; a DPO run adds its `dpo` block (beta, the loss, the reward margins and accuracies per logged step) and
+draws them beside the loss in `loss.png`. `RunLog` collects on the way what only the run can measure.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ if TYPE_CHECKING:
     from friction_lib.train import TrainData, TrainPath
 
 TOKENS_NOTE = "non-padding input tokens per second of optimizer steps (evaluation and checkpoints excluded)"
+# What TRL's DPOTrainer logs per step (and with "eval_" per evaluation): beta x (policy - reference) log-probability
+# of each side, their difference (the margin), and the share of pairs whose margin is positive (the accuracy).
+DPO_METRICS = ("rewards/margins", "rewards/accuracies", "rewards/chosen", "rewards/rejected")
 
 
 @dataclass
@@ -77,7 +81,9 @@ def _dataset_section(data: TrainData) -> dict[str, Any]:
 
 
 def _seconds_section(log: RunLog, progress: Any) -> dict[str, Any]:
+    extra = {"reference_logps": round(log.seconds["reference"], 1)} if "reference" in log.seconds else {}
     return {
+        **extra,  # a DPO run: the reference log-probabilities of every pair, computed before training
         "load": round(log.seconds["load"], 1),
         "train": round(log.seconds["train"], 1),
         "train_steps_only": round(progress.step_seconds, 1),
@@ -126,28 +132,57 @@ def _run_section(config: TrainConfig, state: Any, progress: Any, log: RunLog) ->
     }
 
 
+def dpo_points(history: list[dict[str, Any]], prefix: str = "") -> list[dict[str, Any]]:
+    """(step, margins, accuracies, chosen, rejected) of every log entry with DPO rewards (prefix "eval_": evals)."""
+    points = []
+    for entry in history:
+        if f"{prefix}{DPO_METRICS[0]}" in entry and "step" in entry:
+            point: dict[str, Any] = {"step": int(entry["step"])}
+            for key in DPO_METRICS:
+                if f"{prefix}{key}" in entry:
+                    point[key.split("/")[1]] = round(float(entry[f"{prefix}{key}"]), 4)
+            points.append(point)
+    return points
+
+
+def dpo_section(config: TrainConfig, state: Any) -> dict[str, Any]:
+    """The preference stage's own figures: beta, the loss type, the reward margins and accuracies per step."""
+    return {
+        "beta": config.beta,
+        "loss_type": config.dpo_loss,
+        "sft_weight": config.sft_weight,  # > 0: plus the chosen side's NLL with this weight (RPO)
+        "reference": "the SFT adapter (frozen copy), log-probabilities "
+        + ("precomputed once" if config.precompute_ref else "computed every step"),
+        "train": dpo_points(state.log_history),
+        "eval": dpo_points(state.log_history, "eval_"),
+    }
+
+
 def make_card(
     config: TrainConfig,
     path: TrainPath,
     trainer_kwargs: dict[str, Any],
-    data: TrainData,
+    data: TrainData | dict[str, Any],
     trainer: Any,
     progress: Any,
     log: RunLog,
     n_params: int,
 ) -> dict[str, Any]:
-    """The training card (`card_version` 1); the keys other tools read are documented in docs/training.md."""
+    """The training card (`card_version` 1); the keys other tools read are documented in docs/training.md.
+
+    `data` is the SFT run's `TrainData`, or a ready dataset section (a DPO run's pairs)."""
     from friction_lib.models import cuda_available, library_versions
 
-    return {
+    card = {
         "card_version": 1,
         "created_unix": round(time.time()),
         "profile": config.profile,
+        "method": config.method,
         "base_model": base_model_name(config),
-        "path": {**asdict(path), "described": path.describe()},
+        "path": {**asdict(path), "described": path.describe(config.method)},
         "config": config.to_dict(),
         "trainer_args": {k: v for k, v in trainer_kwargs.items() if k != "output_dir"},
-        "dataset": _dataset_section(data),
+        "dataset": data if isinstance(data, dict) else _dataset_section(data),
         **_run_section(config, trainer.state, progress, log),
         "peak_memory": _peak_memory_section(log),
         "memory_mib": log.memory_mib,
@@ -164,16 +199,24 @@ def make_card(
             for b, a in zip(log.before, log.after, strict=True)
         ],
     }
+    if config.method == "dpo":
+        card["dpo"] = dpo_section(config, trainer.state)
+    return card
 
 
 def plot_losses(card: dict[str, Any], path: Path) -> Path:
-    """Training loss per step and validation loss per evaluation, written atomically."""
+    """Training loss per step and validation loss per evaluation (a DPO run: beside its reward margins and
+    accuracies), written atomically."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4))
+    if card.get("dpo"):
+        fig, (ax, right) = plt.subplots(1, 2, figsize=(12, 4))
+        plot_margins(card["dpo"], right)
+    else:
+        fig, ax = plt.subplots(figsize=(7, 4))
     train = card["losses"]["train"]
     evals = card["losses"]["eval"]
     if train:
@@ -181,9 +224,12 @@ def plot_losses(card: dict[str, Any], path: Path) -> Path:
     if evals:
         ax.plot([p["step"] for p in evals], [p["loss"] for p in evals], "o-", label="eval loss")
     ax.set_xlabel("optimizer step")
-    ax.set_ylabel("loss (assistant tokens only)")
+    ax.set_ylabel("DPO loss" if card.get("dpo") else "loss (assistant tokens only)")
+    method = card["config"].get("method", "sft")
     ax.set_title(
-        f"friction train --profile {card['config']['profile']} ({card['path']['backend']}, {card['path']['quant']})"
+        f"friction train --method {method} --profile {card['config']['profile']} "
+        f"({card['path']['backend']}, {card['path']['quant']})",
+        fontsize=10,
     )
     ax.grid(alpha=0.3)
     ax.legend()
@@ -196,6 +242,27 @@ def plot_losses(card: dict[str, Any], path: Path) -> Path:
     return write_atomic(path, image.getvalue())
 
 
+def plot_margins(dpo: dict[str, Any], ax: Any) -> None:
+    """Reward margins (left axis) and accuracies (right axis) per step, training and held-out pairs."""
+    for points, style, label in ((dpo["train"], "-", "train"), (dpo["eval"], "o-", "held-out pairs")):
+        if points:
+            ax.plot(
+                [p["step"] for p in points], [p["margins"] for p in points], style, label=f"margin, {label}"
+            )
+    ax.axhline(0, color="black", linewidth=0.5)
+    ax.set(xlabel="optimizer step", ylabel="reward margin (chosen - rejected)")
+    ax.set_title(f"DPO, beta {dpo['beta']}: margins and accuracies", fontsize=10)
+    share = ax.twinx()
+    for points, style, label in ((dpo["train"], ":", "train"), (dpo["eval"], "s--", "held-out pairs")):
+        if points:
+            share.plot([p["step"] for p in points], [p.get("accuracies", 0) for p in points], style,
+                       color="grey", label=f"accuracy, {label}")  # fmt: skip
+    share.set(ylim=(0, 1.05), ylabel="accuracy (margin > 0)")
+    lines = ax.get_legend_handles_labels()[0] + share.get_legend_handles_labels()[0]
+    ax.legend(lines, [line.get_label() for line in lines], fontsize=8, loc="lower right")
+    ax.grid(alpha=0.3)
+
+
 def print_summary(card: dict[str, Any], out: Path) -> None:
     from friction_lib.train_compare import print_before_after
 
@@ -205,6 +272,13 @@ def print_summary(card: dict[str, Any], out: Path) -> None:
         f"peak memory {card['peak_memory']['mib']:.0f} MiB ({card['peak_memory']['kind']})."
     )
     print(f"After training: {card['memory_mib']['after_train']}")
+    held_out = (card.get("dpo") or {}).get("eval") or []
+    if held_out:
+        last = held_out[-1]
+        print(
+            f"DPO on the held-out pairs at step {last['step']}: reward margin {last['margins']:.3f}, "
+            f"accuracy {last.get('accuracies', 0):.2f}"
+        )
     if card["before_after"]:
         print_before_after(card["before_after"])
     print(f"\nAdapter, {CARD_NAME} and {LOSS_PNG} in {out}")

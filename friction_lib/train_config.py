@@ -1,8 +1,8 @@
 """The knobs of a training run: `TrainConfig`, the profiles' defaults, presets, YAML files and their checks.
 
-`make_config(profile, config, **overrides)` layers, later wins: the dataclass defaults, the profile's defaults, a
-preset (`smoke`) or a YAML file, keyword overrides (the CLI flags). An unknown key, profile or preset is an error
-with a "did you mean" suggestion; a wrong type or range is an error naming the key.
+`make_config(profile, config, **overrides)` layers, later wins: the dataclass defaults, the profile's defaults, the
+method's defaults (`dpo`), a preset (`smoke`) or a YAML file, keyword overrides (the CLI flags). An unknown key,
+profile or preset is an error with a "did you mean" suggestion; a wrong type or range is an error naming the key.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 
 from friction_lib.errors import FrictionError
 from friction_lib.files import read_yaml_mapping
+from friction_lib.pairs import KINDS as PAIR_KINDS
 from friction_lib.schema import REASONING_KEEP
 
 ALL_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -24,6 +25,14 @@ BACKENDS = ("auto", "unsloth", "hf")
 BATCHING = ("padded", "grouped", "padding_free", "packed")
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 SAVE_DTYPES = ("bf16", "fp16", "fp32")
+METHODS = ("sft", "dpo")
+# TRL's DPO loss types offered here (DPOConfig.loss_type): sigmoid is the DPO paper's; ipo and robust are
+# regularised variants; apo_zero pushes the chosen side up and the rejected side down in absolute terms.
+DPO_LOSSES = ("sigmoid", "ipo", "hinge", "robust", "apo_zero", "sigmoid_norm")
+# What a DPO pair's <think> line becomes: keep it, empty it (for an SFT stage trained with `reasoning: none`), or
+# auto: empty when the SFT adapter's training card says `reasoning: none`, else keep.
+PAIR_REASONING = ("auto", "keep", "none")
+LIST_KEYS = ("target_modules", "pair_kinds")
 
 
 @dataclass
@@ -31,6 +40,9 @@ class TrainConfig:
     """Every knob of a training run. Build one with `make_config(profile, config_file, **overrides)`."""
 
     profile: str = "cpu"
+    method: str = (
+        "sft"  # sft (supervised, friction_train.jsonl) | dpo (preference pairs, after an SFT adapter)
+    )
     model: str | None = None  # None: the profile's model; else a local HF folder or a hub id
     quant: str = "nf4"  # nf4 (QLoRA) | none (LoRA on full-precision weights)
     backend: str = "auto"  # auto | unsloth | hf
@@ -78,6 +90,19 @@ class TrainConfig:
     save_dtype: str = (
         "bf16"  # adapter weights on disk: bf16 halves the file (r 16 on SmolLM2: ~10 MB, not ~20)
     )
+    # preference tuning (method: dpo; train_dpo.py): the SFT adapter goes on training, its frozen copy is the reference
+    sft_adapter: str | None = None  # the SFT adapter folder DPO starts from (--adapter)
+    beta: float = 0.1  # how far from the SFT model the preferences may pull (higher: closer)
+    dpo_loss: str = "sigmoid"
+    # > 0: add the chosen side's negative log-likelihood to the DPO loss with this weight (RPO, TRL's "sft" loss
+    # type): it keeps the chosen answers likely, so the preferences cannot unlearn the format (e.g. `</think>`)
+    sft_weight: float = 0.0
+    max_pairs: int = (
+        0  # > 0: a seeded sample of this many pairs (after pair_kinds), for a run that fits the time
+    )
+    pair_kinds: list[str] = field(default_factory=lambda: list(PAIR_KINDS))
+    pair_reasoning: str = "auto"  # auto | keep | none: the pairs' <think> line, see PAIR_REASONING
+    precompute_ref: bool = True  # the reference log-probabilities once before training, not every step
 
     def validate(self) -> TrainConfig:
         problems = [*_choice_problems(self), *_range_problems(self), *_rule_problems(self)]
@@ -105,6 +130,9 @@ def _choice_problems(config: TrainConfig) -> list[str]:
         ("precision", PRECISIONS),
         ("save_dtype", SAVE_DTYPES),
         ("reasoning", REASONING_KEEP),
+        ("method", METHODS),
+        ("dpo_loss", DPO_LOSSES),
+        ("pair_reasoning", PAIR_REASONING),
     ):
         value = getattr(config, name)
         if value not in allowed:
@@ -122,14 +150,17 @@ POSITIVE = (
     "grad_accum",
     "max_length",
     "logging_steps",
+    "beta",
 )
 NON_NEGATIVE = (
     "eval_steps",
     "limit_records",
     "early_stopping_patience",
+    "sft_weight",
     "compare_max_new_tokens",
     "checkpoint_limit",
     "decision_rows",
+    "max_pairs",
 )
 
 
@@ -161,6 +192,27 @@ def _rule_problems(config: TrainConfig) -> list[str]:
         problems.append("early stopping needs load_best: true (or set early_stopping_patience: 0)")
     if not config.target_modules:
         problems.append("target_modules must name at least one module, e.g. q_proj")
+    return problems + _dpo_problems(config)
+
+
+def _dpo_problems(config: TrainConfig) -> list[str]:
+    """The preference stage's knobs: which pairs, and the batching its trainer supports."""
+    problems = [
+        f"pair_kinds: unknown kind {kind!r} (one of {', '.join(PAIR_KINDS)}){did_you_mean(kind, PAIR_KINDS)}"
+        for kind in config.pair_kinds
+        if kind not in PAIR_KINDS
+    ]
+    if not config.pair_kinds:
+        problems.append(f"pair_kinds must name at least one of {', '.join(PAIR_KINDS)}")
+    if config.method == "dpo" and config.batching != "padded":
+        problems.append("method dpo trains with padded random batches: set batching: padded")
+    if config.method == "dpo" and config.decision_rows:
+        problems.append("decision_rows is for method sft; a DPO pair already holds the whole answer")
+    if config.method == "dpo" and config.early_stopping_patience:
+        problems.append(
+            "method dpo does not stop early: its eval loss is the preference loss on held-out pairs, which says "
+            "little about J; set early_stopping_patience: 0 and choose a checkpoint with `friction train select`"
+        )
     return problems
 
 
@@ -220,6 +272,17 @@ PROFILE_DEFAULTS: dict[str, dict[str, Any]] = {
     },
 }
 
+# Method defaults, applied after the profile's: DPO moves an SFT adapter a little, so a low rate; its eval loss is the
+# preference loss on held-out pairs, not a reason to stop or to reload a checkpoint (choose by J: `train select`).
+METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
+    "dpo": {
+        "learning_rate": 5e-5,
+        "batching": "padded",
+        "early_stopping_patience": 0,
+        "load_best": False,
+    },
+}
+
 # Named presets usable as `--config NAME` (applied on top of the profile).
 PRESETS: dict[str, dict[str, Any]] = {
     # make test: a handful of steps on the micro dataset, a few minutes at most on 2 busy cores.
@@ -249,13 +312,13 @@ _FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 def _coerce(name: str, value: Any) -> Any:
     """Check and convert one override to the field's type (YAML gives ints for floats and so on)."""
     default = _FIELDS[name].default
-    if name == "model":
+    if name in ("model", "sft_adapter"):
         return None if value in (None, "") else str(value)
-    if name == "target_modules":
+    if name in LIST_KEYS:
         if isinstance(value, str):
             value = [part.strip() for part in value.split(",") if part.strip()]
         if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
-            raise FrictionError(f"Config key target_modules must be a list of module names, got {value!r}.")
+            raise FrictionError(f"Config key {name} must be a list of names, got {value!r}.")
         return list(value)
     try:
         if isinstance(default, bool):
@@ -310,9 +373,10 @@ def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
 def make_config(
     profile: str | None = None, config: str | os.PathLike[str] | None = None, **overrides: Any
 ) -> TrainConfig:
-    """Profile defaults, then a preset name or YAML file (`config`), then keyword overrides.
+    """Profile defaults, the method's defaults, then a preset name or YAML file (`config`), then keyword overrides.
 
-    The profile comes from the argument, else from the file's `profile:` key, else `cpu`.
+    The profile comes from the argument, else from the file's `profile:` key, else `cpu`; the method from the
+    overrides, else the file's `method:` key, else `sft`.
     """
     from friction_lib.models import PROFILES
 
@@ -326,7 +390,12 @@ def make_config(
         raise FrictionError(
             f"Unknown profile {chosen!r}{did_you_mean(chosen, PROFILES)}. Valid: {', '.join(PROFILES)}."
         )
-    values: dict[str, Any] = {"profile": chosen, **PROFILE_DEFAULTS.get(chosen, {})}
+    method = next((layer["method"] for layer in reversed(layers) if layer.get("method")), "sft")
+    values: dict[str, Any] = {
+        "profile": chosen,
+        **PROFILE_DEFAULTS.get(chosen, {}),
+        **METHOD_DEFAULTS.get(str(method), {}),
+    }
     for layer in layers:
         for key, value in layer.items():
             if key == "profile":

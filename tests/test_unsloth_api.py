@@ -2,9 +2,9 @@
 
 Unsloth cannot be imported without a CUDA GPU, so this reads the source instead: the wheel pinned in
 requirements-gpu.txt is downloaded once from PyPI into the cache (skipped, with pip's reason, when that fails),
-every `FastLanguageModel.<method>(...)` call and every `<model>.save_pretrained_merged(...)`-style call in
-friction_lib is found with ast, and each must name a function that exists and names every keyword we pass as a
-parameter: a keyword that only a **kwargs would take counts as a problem, since Unsloth may silently ignore it.
+every `FastLanguageModel.<method>(...)` call, every `<model>.save_pretrained_merged(...)`-style call and every call
+of an Unsloth function imported by name (`PatchDPOTrainer()`) in friction_lib is found with ast, and each must name
+a function that exists and names every keyword we pass as a parameter: a keyword that only a **kwargs would take counts as a problem, since Unsloth may silently ignore it.
 A forwarder decorated `functools.wraps(Target.method)` is checked against its target.
 """
 
@@ -25,6 +25,7 @@ from friction_lib.models import cache_dir
 ROOT = Path(__file__).resolve().parents[1]
 SAVE_METHODS = ("save_pretrained_merged", "save_pretrained_gguf", "push_to_hub_merged", "push_to_hub_gguf")
 MODEL_CLASS = "FastLanguageModel"
+FUNCTIONS = ("PatchDPOTrainer",)  # Unsloth functions friction_lib imports and calls by name
 GPU_SOURCES = (
     "unsloth/models/",
     "unsloth/save.py",
@@ -59,27 +60,32 @@ def unsloth_index() -> dict[str, ast.AST]:
     with zipfile.ZipFile(wheels[0]) as wheel:
         for name in wheel.namelist():
             text = wheel.read(name).decode() if name.startswith(GPU_SOURCES) and name.endswith(".py") else ""
-            if "class Fast" in text or "def unsloth_" in text:
+            if "class Fast" in text or "def unsloth_" in text or any(f"def {f}(" in text for f in FUNCTIONS):
                 for node in ast.parse(text).body:
                     if isinstance(node, ast.ClassDef | ast.FunctionDef):
                         index.setdefault(node.name, node)
     return index
 
 
+def call_target(node: ast.Call) -> str | None:
+    """ "FastLanguageModel.<method>", a save method's name, an Unsloth function's name, or None for other calls."""
+    if isinstance(node.func, ast.Name):
+        return node.func.id if node.func.id in FUNCTIONS else None
+    if not isinstance(node.func, ast.Attribute):
+        return None
+    owner, method = node.func.value, node.func.attr
+    if isinstance(owner, ast.Name) and owner.id == MODEL_CLASS:
+        return f"{MODEL_CLASS}.{method}"
+    return method if method in SAVE_METHODS else None
+
+
 def calls_in(source: str, where: str) -> list[Call]:
     found = []
     for node in ast.walk(ast.parse(source)):
-        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
-            continue
-        owner, method = node.func.value, node.func.attr
-        if isinstance(owner, ast.Name) and owner.id == MODEL_CLASS:
-            target = f"{MODEL_CLASS}.{method}"
-        elif method in SAVE_METHODS:
-            target = method
-        else:
-            continue
-        keywords = [k.arg for k in node.keywords if k.arg]
-        found.append(Call(f"{where}:{node.lineno}", target, len(node.args), keywords))
+        target = call_target(node) if isinstance(node, ast.Call) else None
+        if target is not None:
+            keywords = [k.arg for k in node.keywords if k.arg]
+            found.append(Call(f"{where}:{node.lineno}", target, len(node.args), keywords))
     return found
 
 
@@ -118,6 +124,9 @@ def resolve(index: dict[str, ast.AST], call: Call) -> tuple[ast.FunctionDef | No
     if call.target in SAVE_METHODS:  # Unsloth binds save.py's unsloth_<name> to the model
         function = index.get(f"unsloth_{call.target}")
         return (function if isinstance(function, ast.FunctionDef) else None), True
+    if call.target in FUNCTIONS:
+        function = index.get(call.target)
+        return (function if isinstance(function, ast.FunctionDef) else None), False
     function = find_method(index, *call.target.split("."))
     while function is not None and (target := wrapped_target(function)):
         function = find_method(index, *target)
@@ -149,6 +158,8 @@ def test_our_unsloth_calls_match_the_pinned_wheel(unsloth_index):
     assert {
         f"{MODEL_CLASS}.from_pretrained",
         f"{MODEL_CLASS}.get_peft_model",
+        f"{MODEL_CLASS}.patch_peft_model",  # the DPO stage: the SFT adapter attached, then Unsloth's patches
+        "PatchDPOTrainer",
         "save_pretrained_merged",
     } <= targets
     assert problems(unsloth_index, calls) == []
@@ -161,8 +172,17 @@ def test_a_misspelt_keyword_or_a_missing_method_is_caught(unsloth_index):
         "FastLanguageModel.get_peft_model(model, r=8, lora_alfa=16)\n"
         "model.save_pretrained_merged('out', tok, save_metod='merged_16bit')\n"
         "FastLanguageModel.merge_and_unload(model)\n"
+        "FastLanguageModel.patch_peft_model(model, use_gradient_checkpoint='unsloth')\n"
+        "PatchDPOTrainer(beta=0.1)\n"
     )
     found = problems(unsloth_index, calls_in(source, "snippet.py"))
-    assert len(found) == 4, found
-    for word in ("max_seq_lenght", "lora_alfa", "save_metod", "merge_and_unload does not exist"):
+    assert len(found) == 6, found
+    words = (
+        "max_seq_lenght",
+        "lora_alfa",
+        "save_metod",
+        "merge_and_unload does not exist",
+        "use_gradient_checkpoint",
+    )
+    for word in (*words, "PatchDPOTrainer names no parameter beta"):
         assert any(word in line for line in found), (word, found)
