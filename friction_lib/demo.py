@@ -134,6 +134,29 @@ def check_prompt(prompt: str | None) -> str | None:
     return None if prompt and prompt.strip() else EMPTY_PROMPT_MESSAGE
 
 
+# Free memory a click needs per local column, beyond the weights already loaded: the row's KV cache and logits.
+# On the cpu profile (SmolLM2-135M: 30 layers, 3 KV heads of 64 in fp32) a 600-token row holds 30 x 2 x 192 x 4 B
+# x 600 = 28 MB of KV cache; the allowance leaves room for the larger profiles' rows and the allocator's slack.
+MEMORY_PER_COLUMN = 256 * 2**20
+
+
+def memory_problem(columns: Sequence[str], available: int | None = None) -> str | None:
+    """None if `available` bytes (default: psutil's free memory) are enough for the local columns among
+    `columns`; else one line naming free vs needed and the fix."""
+    local = [key for key in columns if key != "endpoint"]
+    if available is None:
+        import psutil
+
+        available = int(psutil.virtual_memory().available)
+    needed = len(local) * MEMORY_PER_COLUMN
+    if available >= needed:
+        return None
+    return (
+        f"Only {available / 2**20:,.0f} MB of memory is free and the {len(local)} local model column(s) need about "
+        f"{needed / 2**20:,.0f} MB: untick a column or close other programs, then press Run."
+    )
+
+
 def column_title(key: str, config: DemoConfig) -> tuple[str, str]:
     """(title, subtitle) of a column, for the header."""
     from friction_lib.models import BASE_MODEL_IDS

@@ -27,6 +27,7 @@ from friction_lib.demo import (
     check_prompt,
     column_title,
     load_demo_prompts,
+    memory_problem,
     stream_comparison,
 )
 from friction_lib.errors import FrictionError
@@ -216,6 +217,22 @@ def message_html(text: str) -> str:
     return f"<div {_at('fx-message')}>{_esc(text)}</div>"
 
 
+KERNEL_LOST = (
+    "⚠ The kernel stopped (out of memory?), so this demo no longer runs. Kernel → Restart Kernel and Run All "
+    "Cells; untick a column or lower MAX_NEW_TOKENS to use less memory."
+)
+# Leads every value of the live widget's board. Hidden (inline, so a frontend that drops <style> keeps it hidden)
+# until ipywidgets marks the board's view `jupyter-widgets-disconnected`, which JupyterLab's widget manager does
+# when the kernel dies and the server restarts it; then the message shows, the stale columns fade, no cursor.
+KERNEL_WATCH = (
+    "<style>.jupyter-widgets-disconnected .fx-lost{display:block !important}"
+    ".jupyter-widgets-disconnected .fx-page{opacity:.35}"
+    ".jupyter-widgets-disconnected .fx-cursor{display:none}</style>"
+    f'<div class="fx-lost" style="{STYLES["fx-error"]}display:none;margin:0 0 10px;" role="alert">'
+    f"{_esc(KERNEL_LOST)}</div>"
+)
+
+
 def page_html(
     comparisons: Sequence[Comparison], title: str = "Push-Back AI: base vs prompt vs fine-tune"
 ) -> str:
@@ -274,7 +291,7 @@ def _controls(
                           style=wide),
         tokens=token_slider(config.max_new_tokens),
         run=w.Button(description="Run ▶", button_style="primary", layout=w.Layout(width="160px", height="44px")),
-        board=w.HTML(value=message_html("Pick a prompt (or type one), choose the models, then press Run.")),
+        board=w.HTML(value=KERNEL_WATCH + message_html("Pick a prompt (or type one), choose the models, then press Run.")),
     )  # fmt: skip
 
 
@@ -287,13 +304,19 @@ def token_slider(value: int) -> Any:
                        style={"description_width": "initial"})  # fmt: skip
 
 
+def _show(ui: _Controls, board: str) -> None:
+    """Put `board` (HTML) on the widget's board, after the hidden kernel-stopped message."""
+    ui.board.value = KERNEL_WATCH + board
+
+
 def _run_clicked(ui: _Controls, config: DemoConfig, by_id: dict[str, DemoPrompt], interval: float) -> None:
     """The Run button: stream the typed (or picked) prompt through the ticked columns into the board."""
     chosen = [key for key, box in ui.boxes.items() if box.value]
     question = ui.text.value.strip()
     problem = check_prompt(question) or (None if chosen else "Tick at least one model to compare.")
+    problem = problem or memory_problem(chosen)
     if problem:
-        ui.board.value = message_html(problem)
+        _show(ui, message_html(problem))
         return
     picked = by_id.get(ui.picker.value)
     item: str | DemoPrompt = picked if picked and picked.prompt == question else question
@@ -302,9 +325,9 @@ def _run_clicked(ui: _Controls, config: DemoConfig, by_id: dict[str, DemoPrompt]
     ui.run.disabled, ui.run.description = True, "Running…"
     try:
         stream_comparison(item, chosen, run_config, interval=interval,
-                          on_update=lambda c: setattr(ui.board, "value", comparison_html(c, fit=True)))  # fmt: skip
+                          on_update=lambda c: _show(ui, comparison_html(c, fit=True)))  # fmt: skip
     except FrictionError as exc:
-        ui.board.value = message_html(str(exc))
+        _show(ui, message_html(str(exc)))
     finally:
         ui.run.disabled, ui.run.description = False, "Run ▶"
 

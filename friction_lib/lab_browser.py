@@ -7,7 +7,7 @@ downloaded. Every step waits on what the page shows, the way a person would:
 - `open_notebook()`: a notebook opened in JupyterLab, its kernel idle.
 - `run_all()`: Run ▸ Run All Cells, then the time each code cell finished (and the first demo comparison).
 - `run_widget()`: the live demo: pick a prompt (and a token budget, `set_max_tokens()`), press Run, record the
-  columns at every change of the board.
+  columns at every change of the board (`start_widget()`: only pick and press Run).
 - `window_screenshot()`: the window as the audience sees the board (docs/demo_live.png).
 - `output_images()`: the images in the notebook's outputs, with their rendered sizes.
 
@@ -216,9 +216,21 @@ def set_max_tokens(ui: Any, tokens: int) -> None:
                                    str(tokens)])  # fmt: skip
 
 
-def run_widget(page: Any, option: str, timeout: float = 300.0, max_tokens: int | None = None) -> WidgetRun:
-    """Pick the prompt whose dropdown label contains `option` (and the token budget, if given), press Run, and
-    record the board until the button is back (generation over)."""
+@dataclass
+class WidgetStart:
+    """A click on the live demo's Run: its widget, board and button, and when it was clicked."""
+
+    ui: Any
+    board: Any
+    button: Any
+    start: float
+
+
+def start_widget(
+    page: Any, option: str, timeout: float = 300.0, max_tokens: int | None = None
+) -> WidgetStart:
+    """Pick the prompt whose dropdown label contains `option` (and the token budget, if given), start recording
+    the board, and press Run; returns at once."""
     ui = widget_board(page)
     ui.wait_for(timeout=timeout * 1000)
     if max_tokens is not None:
@@ -239,6 +251,13 @@ def run_widget(page: Any, option: str, timeout: float = 300.0, max_tokens: int |
     button = ui.locator("button.widget-button", has_text="Run").first
     start = time.perf_counter()
     button.click()
+    return WidgetStart(ui, board, button, start)
+
+
+def run_widget(page: Any, option: str, timeout: float = 300.0, max_tokens: int | None = None) -> WidgetRun:
+    """`start_widget`, then record the board until the button is back (generation over)."""
+    run = start_widget(page, option, timeout, max_tokens)
+    board, button = run.board, run.button
     page.wait_for_function(  # the board changed since the click, the button is back, no column streams
         "([button, board]) => window.fxBoardLog.length > 0 && !button.disabled && /Run/.test(button.innerText)"
         " && window.fxColumns(board).length > 0 && window.fxColumns(board).every((c) => !c.cursor)",
@@ -246,7 +265,7 @@ def run_widget(page: Any, option: str, timeout: float = 300.0, max_tokens: int |
         timeout=timeout * 1000,
         polling=100,
     )
-    seconds = time.perf_counter() - start
+    seconds = time.perf_counter() - run.start
     log = board.evaluate("() => window.fxBoardLog")
     final = board.evaluate("(el) => window.fxColumns(el)")
     return WidgetRun(log, final, seconds)

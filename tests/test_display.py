@@ -61,6 +61,33 @@ def test_widget_without_a_ticked_model_says_so():
     assert "Tick at least one model" in board.value and not button.disabled
 
 
+def test_too_little_free_memory_is_one_line_before_any_model_runs(monkeypatch):
+    """Free memory as psutil reports it, made small: the click is refused with free vs needed and the fix."""
+    import psutil
+
+    free = psutil.virtual_memory()._replace(available=300 * 2**20)
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: free)
+    ui = display.demo_ui(demo.DemoConfig(), demo.load_demo_prompts(DEMO))
+    text, button, board = _widget_parts(ui)
+    text.value = "Is the sky green?"
+    button.click()
+    assert "Only 300 MB of memory is free" in board.value and "need about 768 MB" in board.value
+    assert "untick a column" in board.value and not button.disabled and "data-column" not in board.value
+    assert demo.memory_problem(["endpoint"], available=0) is None  # an endpoint column needs no local memory
+    assert demo.memory_problem(["base", "tuned"], available=512 * 2**20) is None
+
+
+def test_the_board_carries_the_kernel_stopped_message_hidden():
+    """Shown only once ipywidgets marks the view disconnected (tests/test_lab.py kills a kernel to check)."""
+    ui = display.demo_ui(demo.DemoConfig(), demo.load_demo_prompts(DEMO), columns=[])
+    text, button, board = _widget_parts(ui)
+    button.click()
+    assert board.value.startswith(display.KERNEL_WATCH) and "Tick at least one model" in board.value
+    assert 'class="fx-lost" style="' in board.value and "display:none;" in board.value.split("role=")[0]
+    assert ".jupyter-widgets-disconnected .fx-lost{display:block !important}" in board.value
+    assert "fx-lost" not in display.comparison_html(_long_comparison())  # static renderings are unchanged
+
+
 def test_scoreboard_counts_expected_labels_over_answered_columns():
     def result(key, label=None, error=None, notice=None):
         return ColumnResult(key, key, "", label=label, error=error, notice=notice)

@@ -2,7 +2,8 @@
 
 Notebook 01 runs top to bottom, then the live A/B/C widget streams a prompt into three columns; notebook 04's
 plots render as images (both with FRICTION_SMOKE=1 in the server's environment, which the notebooks read).
-The last test stops the server and checks that nothing it started is left running.
+A kernel killed (SIGKILL, as the out-of-memory killer does) while the widget streams leaves a message in the
+widget area. The last test stops the server and checks that nothing it started is left running.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import contextlib
 import hashlib
 import os
 import re
+import signal
 import sys
 import time
 import urllib.error
@@ -32,6 +34,7 @@ NOTEBOOKS = ("01_friction_concept.ipynb", "04_eval.ipynb")
 WIDGET_PROMPT = "demo-amb-02"
 HALF_TAGS = tuple(tag[:n] for tag in ("<think>", "</think>") for n in range(1, len(tag)))
 RUN_TIMEOUT = 300.0  # seconds for one notebook or one widget run (about 20-60 s on 2 busy cores)
+KERNEL_LOST = "The kernel stopped (out of memory?)"
 LABELS = {"COMPLY", "REFUSE", "PARTIAL", "CLARIFY", "CHALLENGE", "ABSTAIN", "DEGENERATE"}
 
 
@@ -202,6 +205,59 @@ def test_eval_plots_render_as_images(session):
     images = [i for i in lab_browser.output_images(page) if i["mime"] == "image/png"]
     assert len(images) >= 2, images
     assert all(i["complete"] and i["width"] > 100 and i["height"] > 100 for i in images), images
+
+
+def _kernel_pid(lab: lab_mod.Lab, name: str) -> int:
+    """The process of the kernel the server runs for notebook `name` (its connection file names its id)."""
+    [kernel_id] = {s["kernel"]["id"] for s in lab.api("api/sessions") if s.get("path", "").endswith(name)}
+    for proc in psutil.Process(lab.proc.pid).children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if any(f"kernel-{kernel_id}.json" in arg for arg in proc.cmdline()):
+                return proc.pid
+    raise AssertionError(f"no process for kernel {kernel_id}")
+
+
+def _wait_idle(lab: lab_mod.Lab, name: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        states = {s["kernel"]["execution_state"] for s in lab.api("api/sessions") if s["path"].endswith(name)}
+        if states == {"idle"}:
+            return
+        time.sleep(0.25)
+    raise AssertionError(f"the kernel of {name} was not idle again within {timeout:.0f} s")
+
+
+@pytest.mark.slow
+def test_a_kernel_killed_mid_demo_leaves_a_message_in_the_widget(session, tmp_path):
+    page = lab_browser.open_notebook(session.browser, session.lab, NOTEBOOKS[0])
+    lab_browser.run_all(page, timeout=RUN_TIMEOUT)
+    [prompt] = [p.prompt for p in load_demo_prompts() if p.id == WIDGET_PROMPT]
+    run = lab_browser.start_widget(page, prompt, timeout=RUN_TIMEOUT, max_tokens=512)
+    page.wait_for_function(  # a column streams
+        "(board) => window.fxColumns(board).some((c) => c.cursor && c.text > 0)",
+        arg=run.board.element_handle(), timeout=RUN_TIMEOUT * 1000, polling=100,
+    )  # fmt: skip
+    os.kill(_kernel_pid(session.lab, NOTEBOOKS[0]), signal.SIGKILL)
+    killed = time.perf_counter()
+    message = run.ui.get_by_text(KERNEL_LOST)
+    try:
+        message.wait_for(state="visible", timeout=60_000)
+    finally:
+        page.screenshot(path=str(tmp_path / "killed.png"))
+        shown = run.ui.evaluate("(ui) => [ui.className, ui.innerText.slice(-600)]")
+        print(f"\nthe widget area {time.perf_counter() - killed:.1f} s after the kill: {shown}")
+    assert (
+        "Restart Kernel and Run All Cells" in message.inner_text()
+        and "MAX_NEW_TOKENS" in message.inner_text()
+    )
+    _wait_idle(
+        session.lab, NOTEBOOKS[0]
+    )  # the server restarted the kernel: the message stays once that is done
+    page.get_by_role("dialog").get_by_role(
+        "button", name="Ok"
+    ).click()  # "Kernel Restarting … appears to have died"
+    page.wait_for_timeout(1000)
+    assert message.is_visible() and not run.ui.locator(".fx-cursor").first.is_visible()
 
 
 @pytest.mark.slow
