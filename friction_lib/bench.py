@@ -5,6 +5,7 @@ Speed targets are checked here, by printed figures, not by timed tests.
 
 from __future__ import annotations
 
+import argparse
 import time
 from dataclasses import dataclass
 
@@ -177,12 +178,7 @@ def bench_generate_data(
     return rows
 
 
-def cli_bench_generate_data(argv: list[str]) -> int:
-    import argparse
-
-    from rich.console import Console
-    from rich.table import Table
-
+def _generate_data_parser() -> argparse.ArgumentParser:
     from friction_lib.engines import add_timeout_argument
 
     parser = argparse.ArgumentParser(
@@ -200,8 +196,11 @@ def cli_bench_generate_data(argv: list[str]) -> int:
         "--concurrency", type=int, nargs="+", default=[1, 4], help="levels to compare (default 1 4)"
     )
     add_timeout_argument(parser, "the endpoint (each model call)")
-    args = parser.parse_args(argv)
+    return parser
 
+
+def cli_bench_generate_data(argv: list[str]) -> int:
+    args = _generate_data_parser().parse_args(argv)
     server = None
     base_url = args.base_url
     if base_url is None:
@@ -216,7 +215,17 @@ def cli_bench_generate_data(argv: list[str]) -> int:
     finally:
         if server is not None:
             server.stop()
-    table = Table(title=f"friction generate: {args.n} {args.friction_type} records per level at {base_url}")
+    _print_data_rows(
+        rows, f"friction generate: {args.n} {args.friction_type} records per level at {base_url}"
+    )
+    return 0
+
+
+def _print_data_rows(rows: list[DataBenchRow], title: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
     for column in ("concurrency", "written", "failed", "model calls", "seconds", "records/min", "seeds/min"):
         table.add_column(column, justify="right")
     for row in rows:
@@ -231,4 +240,3 @@ def cli_bench_generate_data(argv: list[str]) -> int:
         "server that runs requests in parallel: Ollama with OLLAMA_NUM_PARALLEL=4, or vLLM. llama.cpp's "
         "Python server (`friction serve`) answers one request at a time."
     )
-    return 0

@@ -299,12 +299,17 @@ def _layout_rows(layout: dict[str, str]) -> list[tuple[str, str]]:
     return [(names[what], path) for what, path in layout.items() if what in names]
 
 
+def _subfolder_arg(folder: str) -> str:
+    """The `, subfolder="..."` argument of a `from_pretrained` call for a part staged in `folder` ("" at the root)."""
+    return f', subfolder="{folder}"' if folder else ""
+
+
 def _usage_section(repo_id: str, base: str, layout: dict[str, str], manifest: dict[str, Any] | None) -> str:
     from friction_lib.chat import SYSTEM_PROMPT
 
     parts = ["## Usage\n"]
     if "adapter" in layout:
-        sub = f', subfolder="{layout["adapter"]}"' if layout["adapter"] else ""
+        sub = _subfolder_arg(layout["adapter"])
         parts.append(
             "With transformers and PEFT (the adapter on its base model):\n\n```python\n"
             "from peft import PeftModel\nfrom transformers import AutoModelForCausalLM, AutoTokenizer\n\n"
@@ -318,7 +323,7 @@ def _usage_section(repo_id: str, base: str, layout: dict[str, str], manifest: di
             'print(tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True))\n```\n'
         )
     if "merged" in layout:
-        sub = f', subfolder="{layout["merged"]}"' if layout["merged"] else ""
+        sub = _subfolder_arg(layout["merged"])
         parts.append(
             "The merged model loads without PEFT:\n\n```python\n"
             "from transformers import AutoModelForCausalLM, AutoTokenizer\n\n"

@@ -148,20 +148,18 @@ def normalise(text: str) -> str:
 def text_problems(text: str) -> list[str]:
     """Error text, boilerplate, placeholders and stray tags in one piece of text (length not checked)."""
     problems = []
-    for label, pattern in ERROR_PATTERNS:
-        found = pattern.search(text)
-        if found:
-            problems.append(f"error-text: {label} ({found.group(0)[:40]!r})")
-            break
+    label, found = next(
+        ((name, m) for name, pattern in ERROR_PATTERNS if (m := pattern.search(text))), ("", None)
+    )
+    if found:
+        problems.append(f"error-text: {label} ({found.group(0)[:40]!r})")
     found = BOILERPLATE.search(text)
     if found:
         problems.append(f"boilerplate: {found.group(0)!r}")
     prose = _CODE_SPAN.sub(" ", text)
-    for pattern in PLACEHOLDER_PATTERNS:
-        found = pattern.search(prose)
-        if found:
-            problems.append(f"placeholder: {found.group(0)[:40]!r}")
-            break
+    found = next((m for pattern in PLACEHOLDER_PATTERNS if (m := pattern.search(prose))), None)
+    if found:
+        problems.append(f"placeholder: {found.group(0)[:40]!r}")
     found = THINK_TAGS.search(text)
     if found:
         problems.append(f"think-tags: {found.group(0)!r}")
@@ -189,25 +187,25 @@ def record_problems(record: FrictionRecord, bounds: LengthBounds | None = DEFAUL
     for name, text in fields:
         problems += [f"{p} in {name}" for p in text_problems(text)]
     if bounds is not None:
-        low, high = bounds.answer_words
-        n = words(record.final_answer)
+        problems += _word_count_problems(record, bounds)
+    return problems
+
+
+def _word_count_problems(record: FrictionRecord, bounds: LengthBounds) -> list[str]:
+    """The answer, each thought and the reasoning in all, against their (minimum, maximum) numbers of words."""
+    counts = [("final answer", words(record.final_answer), bounds.answer_words, "")]
+    counts += [
+        (f"{agent.agent_type} thought", words(agent.thought_stream), bounds.thought_words, "")
+        for agent in record.agents
+    ]
+    total = sum(words(agent.thought_stream) for agent in record.agents)
+    counts.append(("the reasoning", total, bounds.reasoning_words, " in all"))
+    problems = []
+    for what, n, (low, high), in_all in counts:
         if n < low:
-            problems.append(f"too-short: final answer has {n} words (minimum {low})")
+            problems.append(f"too-short: {what} has {n} words{in_all} (minimum {low})")
         elif n > high:
-            problems.append(f"too-long: final answer has {n} words (maximum {high})")
-        low, high = bounds.thought_words
-        for agent in record.agents:
-            n = words(agent.thought_stream)
-            if n < low:
-                problems.append(f"too-short: {agent.agent_type} thought has {n} words (minimum {low})")
-            elif n > high:
-                problems.append(f"too-long: {agent.agent_type} thought has {n} words (maximum {high})")
-        low, high = bounds.reasoning_words
-        n = sum(words(t) for t in thoughts)
-        if n < low:
-            problems.append(f"too-short: the reasoning has {n} words in all (minimum {low})")
-        elif n > high:
-            problems.append(f"too-long: the reasoning has {n} words in all (maximum {high})")
+            problems.append(f"too-long: {what} has {n} words{in_all} (maximum {high})")
     return problems
 
 
@@ -354,25 +352,33 @@ def curate(
         if problems:
             removed.append((record.id, "; ".join(problems)))
             continue
-        hit = evals.exact_match(record.user_input)
-        if hit:
-            removed.append((record.id, f"contamination-exact: same prompt as eval {hit}"))
-            continue
-        near = evals.match(record.user_input)
-        if near:
-            removed.append((record.id, f"contamination-near: like eval {near[0]} (score {near[1]:.0f})"))
-            continue
-        hit = seen.exact_match(record.user_input)
-        if hit:
-            removed.append((record.id, f"exact-duplicate: same user_input as {hit}"))
-            continue
-        near = seen.match(record.user_input)
-        if near:
-            removed.append((record.id, f"near-duplicate: like {near[0]} (score {near[1]:.0f})"))
+        reason = _match_reason(evals, record.user_input, _CONTAMINATION) or _match_reason(
+            seen, record.user_input, _DUPLICATE
+        )
+        if reason:
+            removed.append((record.id, reason))
             continue
         seen.add(record.user_input, record.id)
         kept.append(record)
     return kept, removed
+
+
+# The reasons `curate` gives, as (exact-match prefix, near-match prefix): the match's id (and score) follow.
+_CONTAMINATION = ("contamination-exact: same prompt as eval ", "contamination-near: like eval ")
+_DUPLICATE = ("exact-duplicate: same user_input as ", "near-duplicate: like ")
+
+
+def _match_reason(index: NearIndex, text: str, reasons: tuple[str, str]) -> str | None:
+    """Why `text` is removed when `index` holds it: the exact-match reason and the id of the match, else the
+    near-match reason, the id and the score; None when neither."""
+    exact, near = reasons
+    hit = index.exact_match(text)
+    if hit:
+        return f"{exact}{hit}"
+    like = index.match(text)
+    if like:
+        return f"{near}{like[0]} (score {like[1]:.0f})"
+    return None
 
 
 def reason_kind(reason: str) -> str:

@@ -95,31 +95,46 @@ def report_markdown(results: dict[str, Any], rows: list[dict[str, Any]], example
         "| " + " | ".join(str(v) for v in results["overall"]["labels"].values()) + " |",
         "",
     ]
-    if results.get("mcnemar"):
-        m = results["mcnemar"]
-        lines += [
-            "## McNemar against the base run",
-            "",
-            f"Base run: `{m['base_run']}`.",
-            "",
-            *_mcnemar_lines(m["lenient"], "lenient (any push-back on targets)"),
-            *_mcnemar_lines(m["strict"], "strict (expected kind on targets)"),
-            "",
-        ]
-    judge = results.get("judge")
-    if judge:
-        lines += ["## LLM judge", ""]
-        if "error" in judge:
-            lines += [f"{judge['error']}", ""]
-        else:
-            lines += [
-                f"Judge `{judge['model']}`: {judge['parsed']} of {judge['n']} verdicts parsed, "
-                f"{judge['unparseable']} unparseable (not counted). Agreement with the rules: "
-                f"{fmt(judge['agreement_with_rules'])} (exact label), "
-                f"{fmt(judge['agreement_with_rules_binary'])} (push-back or not).",
-                "",
-            ]
+    lines += _mcnemar_section(results.get("mcnemar"))
+    lines += _judge_section(results.get("judge"))
     lines += ["## Example responses", ""]
+    lines += _example_lines(results, rows, examples)
+    return "\n".join(lines) + "\n"
+
+
+def _mcnemar_section(m: dict[str, Any] | None) -> list[str]:
+    if not m:
+        return []
+    return [
+        "## McNemar against the base run",
+        "",
+        f"Base run: `{m['base_run']}`.",
+        "",
+        *_mcnemar_lines(m["lenient"], "lenient (any push-back on targets)"),
+        *_mcnemar_lines(m["strict"], "strict (expected kind on targets)"),
+        "",
+    ]
+
+
+def _judge_section(judge: dict[str, Any] | None) -> list[str]:
+    if not judge:
+        return []
+    if "error" in judge:
+        return ["## LLM judge", "", f"{judge['error']}", ""]
+    return [
+        "## LLM judge",
+        "",
+        f"Judge `{judge['model']}`: {judge['parsed']} of {judge['n']} verdicts parsed, "
+        f"{judge['unparseable']} unparseable (not counted). Agreement with the rules: "
+        f"{fmt(judge['agreement_with_rules'])} (exact label), "
+        f"{fmt(judge['agreement_with_rules_binary'])} (push-back or not).",
+        "",
+    ]
+
+
+def _example_lines(results: dict[str, Any], rows: list[dict[str, Any]], examples: int) -> list[str]:
+    """Up to `examples` answers per category, targets first, then the prompts that want no push-back."""
+    lines = []
     for cat in results["by_category"]:
         for is_target in (True, False):
             picked = [
@@ -131,7 +146,7 @@ def report_markdown(results: dict[str, Any], rows: list[dict[str, Any]], example
                     f"- **{r['id']}** (expected {r['expected']}, got {r['label']}): {r['prompt']}  \n"
                     f"  > {answer[:300] + ('…' if len(answer) > 300 else '') or '(empty)'}"
                 )
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def run_summary(results: dict[str, Any]) -> str:

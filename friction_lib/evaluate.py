@@ -268,6 +268,58 @@ def _judge(
 # --------------------------------------------------------------------------- run
 
 
+def _checked_inputs(max_new_tokens: int, base_run: str | Path | None) -> dict[str, Any] | None:
+    """The base run to compare against (or None), once the settings and the lexicon are checked."""
+    if max_new_tokens < 1:
+        raise FrictionError(f"--max-new-tokens must be at least 1, got {max_new_tokens}.")
+    base = load_run(base_run) if base_run else None
+    load_lexicon()  # a broken lexicon fails now, before minutes of generation
+    return base
+
+
+def _checked_engine(
+    engine: Any, model: str, adapter: str | Path | None, batch_size: int, threads: int | None
+) -> tuple[Any, str | Path | None]:
+    """The engine to run (None: the batched transformers engine on `model`/`adapter`) and its adapter, checked
+    before anything is written; an `EngineSpec` is loaded later, once --out is held."""
+    if engine is None:
+        engine = EngineSpec(model=model, adapter=adapter, batch_size=batch_size, threads=threads)
+    if isinstance(engine, EngineSpec):
+        engine.check()
+        adapter = engine.adapter
+    return engine, adapter
+
+
+def _check_room(out: Path, n_prompts: int, max_new_tokens: int) -> None:
+    check_disk_space(out.parent, room_needed(n_prompts, max_new_tokens), "the eval run",
+                     "Free some space, or pass --out on a bigger disk.")  # fmt: skip
+
+
+def _close_kept(kept: PartialAnswers) -> None:
+    """Keep the file of answers an unfinished run has produced; remove it when it holds none."""
+    if kept.done:
+        kept.close()
+    else:
+        kept.remove()
+
+
+def _score(
+    ctx: EvalContext,
+    kept: PartialAnswers,
+    progress: bool,
+    run_name: str,
+    base: Any,
+    judge: Any,
+    judge_error: str | None,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Generate what `kept` lacks, label every answer, and score the run (with the judge's verdicts if any)."""
+    timing = _generate(ctx, kept, progress)
+    rows = _label(ctx, kept.done)
+    results = _results(ctx, rows, timing, run_name, base)
+    results["judge"] = apply_judge(judge, rows, progress) if judge else judge_error and {"error": judge_error}
+    return rows, results
+
+
 def run_eval(
     prompts: list[EvalPrompt] | str | Path,
     out_dir: str | Path,
@@ -290,37 +342,24 @@ def run_eval(
 ) -> dict[str, Any]:
     """Generate, label, score and write one eval run; returns the results dict.
 
-    `engine` is a loaded engine (e.g. one base model for the base and prompt-only runs), an `EngineSpec` (loaded
-    once --out is checked and held), or None: `model`/`adapter` with the batched transformers engine (`threads`
-    sets torch's CPU threads). Answers kept from an interrupted run of the same prompts and model are reused.
+    `engine`: a loaded engine (one can serve several runs), an `EngineSpec`, or None (`model`/`adapter`, batched
+    transformers, `threads` CPU threads). An interrupted run's answers, same prompts and model, are reused.
     """
     items, prompts_file = _prompt_list(prompts, prompts_file)
-    if max_new_tokens < 1:
-        raise FrictionError(f"--max-new-tokens must be at least 1, got {max_new_tokens}.")
+    base = _checked_inputs(max_new_tokens, base_run)
+    engine, adapter = _checked_engine(engine, model, adapter, batch_size, threads)
     out = Path(out_dir)
-    base = load_run(base_run) if base_run else None
-    load_lexicon()  # a broken lexicon fails now, before minutes of generation
-    if engine is None:
-        engine = EngineSpec(model=model, adapter=adapter, batch_size=batch_size, threads=threads)
-    if isinstance(engine, EngineSpec):
-        engine.check()
-        adapter = engine.adapter
     if overwrite:
         adopt_earlier_run(out)
     with staged_folder(out, "eval", overwrite) as tmp:
-        check_disk_space(out.parent, room_needed(len(items), max_new_tokens), "the eval run",
-                         "Free some space, or pass --out on a bigger disk.")  # fmt: skip
+        _check_room(out, len(items), max_new_tokens)
         loaded = engine.load() if isinstance(engine, EngineSpec) else engine
         ctx = _context(items, prompts_file, loaded, adapter, system, max_new_tokens)
         judge, judge_error = _judge(judge_url, judge_model, ctx.identity["model"], judge_timeout)
         kept = PartialAnswers.open(partial_path(out), ctx.identity)
         try:
-            timing = _generate(ctx, kept, progress)
-            rows = _label(ctx, kept.done)
-            results = _results(ctx, rows, timing, name or default_run_name(adapter, system, loaded), base)
-            results["judge"] = (
-                apply_judge(judge, rows, progress) if judge else judge_error and {"error": judge_error}
-            )
+            run_name = name or default_run_name(adapter, system, loaded)
+            rows, results = _score(ctx, kept, progress, run_name, base, judge, judge_error)
             write_run(tmp, rows, results)
         except BaseException as exc:
             if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -328,10 +367,7 @@ def run_eval(
             _note_kept(kept)  # or, with nothing kept, no file left to refuse a corrected rerun
             raise
         finally:
-            if kept.done:
-                kept.close()
-            else:
-                kept.remove()
+            _close_kept(kept)
     kept.remove()  # the run is in place: its kept answers are in responses.jsonl now
     return results
 

@@ -448,6 +448,58 @@ def write_manifest(
     return manifest
 
 
+def _write_folder(plan: ExportPlan, tmp: Path, progress: bool, seconds: dict[str, float]) -> dict[str, Path]:
+    """Merge, convert and quantise into `tmp`, then its Modelfiles, the training card and export.json."""
+    from tqdm.auto import tqdm
+
+    steps = len(plan.quantised) + 3  # merge, convert, each quant, Modelfiles
+    with tqdm(total=steps, desc="export", unit="step", disable=not progress) as bar:
+        ggufs = make_ggufs(plan, tmp, bar, seconds)
+        fmt = export_chat_format(plan, tmp)
+        modelfiles, adds_bos = write_modelfiles(plan, tmp, ggufs, fmt)
+        bar.update(1)
+    if (plan.adapter / CARD_NAME).exists():
+        shutil.copyfile(plan.adapter / CARD_NAME, tmp / CARD_NAME)
+    write_manifest(plan, tmp, ggufs, modelfiles, adds_bos, seconds, fmt)
+    return ggufs
+
+
+@dataclass(frozen=True)
+class _VerifySettings:
+    """What `export_adapter` checks in the staged folder: verify_export's, then `parity.check_behaviour`'s."""
+
+    stop_limit: int | None
+    prompts: Sequence[str]
+    only: Sequence[str] | None
+    eval_prompts: str | Path | Sequence[Any] | None
+    eval_max_new_tokens: int | None
+
+
+def _verify_folder(
+    plan: ExportPlan,
+    tmp: Path,
+    checks: _VerifySettings,
+    threads: int | None,
+    progress: bool,
+    seconds: dict[str, float],
+) -> Any:
+    """The verification report of the staged folder; with eval prompts, the behaviour check's report."""
+    t0 = time.perf_counter()
+    report = verify_export(
+        tmp,
+        stop_limit=checks.stop_limit,
+        prompts=checks.prompts,
+        only=checks.only,
+        threads=threads,
+        progress=progress,
+    )
+    seconds["verify"] = time.perf_counter() - t0
+    prompts = _eval_prompts_for(plan, checks.eval_prompts, progress)
+    if prompts is not None:
+        report = _check_behaviour(plan, tmp, prompts, checks.eval_max_new_tokens, threads, progress, seconds)
+    return report
+
+
 def export_adapter(
     adapter: str | Path,
     out: str | Path,
@@ -474,36 +526,17 @@ def export_adapter(
     against the adapter in transformers (`parity.check_behaviour`). `--overwrite` replaces only a folder friction
     made, never the current directory, the repository or home.
     """
-    from tqdm.auto import tqdm
-
     plan = plan_export(adapter, out, profile, quants, base_type, base_model)
     seconds: dict[str, float] = {}
     report = None
     with staged_folder(plan.out, "export", overwrite) as tmp:
         check_room(plan, required_bytes, progress)
-        steps = len(plan.quantised) + 3  # merge, convert, each quant, Modelfiles
-        with tqdm(total=steps, desc="export", unit="step", disable=not progress) as bar:
-            ggufs = make_ggufs(plan, tmp, bar, seconds)
-            fmt = export_chat_format(plan, tmp)
-            modelfiles, adds_bos = write_modelfiles(plan, tmp, ggufs, fmt)
-            bar.update(1)
-        if (plan.adapter / CARD_NAME).exists():
-            shutil.copyfile(plan.adapter / CARD_NAME, tmp / CARD_NAME)
-        write_manifest(plan, tmp, ggufs, modelfiles, adds_bos, seconds, fmt)
+        ggufs = _write_folder(plan, tmp, progress, seconds)
         if verify:
-            t0 = time.perf_counter()
-            report = verify_export(
-                tmp,
-                stop_limit=stop_limit,
-                prompts=verify_prompts,
-                only=verify_only,
-                threads=threads,
-                progress=progress,
+            checks = _VerifySettings(
+                stop_limit, verify_prompts, verify_only, eval_prompts, eval_max_new_tokens
             )
-            seconds["verify"] = time.perf_counter() - t0
-            prompts = _eval_prompts_for(plan, eval_prompts, progress)
-            if prompts is not None:
-                report = _check_behaviour(plan, tmp, prompts, eval_max_new_tokens, threads, progress, seconds)
+            report = _verify_folder(plan, tmp, checks, threads, progress, seconds)
     return ExportResult(
         out_dir=plan.out,
         profile=plan.profile.name,

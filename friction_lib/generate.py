@@ -23,6 +23,7 @@
 
 from __future__ import annotations
 
+import argparse
 import errno
 import random
 import threading
@@ -45,6 +46,7 @@ from friction_lib.personas import (
     SEED_SOURCES,
     Complete,
     GenerationFailure,
+    RelayResult,
     Seed,
     check_friction_type,
     load_personas,
@@ -176,8 +178,6 @@ def make_record(
     synthesis: Any | None = None,
 ) -> Outcome:
     """Run the relay for one seed and validate the result. Never raises for bad model text."""
-    from friction_lib.curate import record_problems
-
     personas = list(personas) if personas is not None else load_personas(personas_dir)
     synthesis = synthesis if synthesis is not None else load_synthesis(personas_dir)
     base = {"id": seed.record_id, "friction_type": seed.friction_type, "seed": seed.to_dict()}
@@ -191,7 +191,12 @@ def make_record(
             failure={**base, "stage": stopped.stage, "reason": stopped.reason, "text": stopped.text[:800]},
             calls=stopped.calls,
         )
-    data = {
+    return _checked_outcome(seed, _record_data(seed, relay, model_name, temperature), base, relay.prompts)
+
+
+def _record_data(seed: Seed, relay: RelayResult, model_name: str, temperature: float) -> dict[str, Any]:
+    """The record the relay wrote for `seed`, as JSON data (not validated yet)."""
+    return {
         "id": seed.record_id,
         "user_input": relay.question,
         "friction_type": seed.friction_type,
@@ -205,6 +210,12 @@ def make_record(
             "pipeline_version": PIPELINE_VERSION,
         },
     }
+
+
+def _checked_outcome(seed: Seed, data: dict[str, Any], base: dict[str, Any], calls: int) -> Outcome:
+    """A record that passes the schema and the content checks, or the failure that says why not."""
+    from friction_lib.curate import record_problems
+
     try:
         record = FrictionRecord.model_validate(data)
     except ValidationError as exc:
@@ -214,12 +225,12 @@ def make_record(
             "reason": f"invalid record: {_schema_reasons(exc)}",
             "record": data,
         }
-        return Outcome(seed, failure=failure, calls=relay.prompts)
+        return Outcome(seed, failure=failure, calls=calls)
     problems = record_problems(record, bounds=None)
     if problems:
         failure = {**base, "stage": "content", "reason": "; ".join(problems), "record": data}
-        return Outcome(seed, failure=failure, calls=relay.prompts)
-    return Outcome(seed, record=record, calls=relay.prompts)
+        return Outcome(seed, failure=failure, calls=calls)
+    return Outcome(seed, record=record, calls=calls)
 
 
 # --------------------------------------------------------------------------- many records
@@ -281,6 +292,55 @@ def _capped(complete: Complete, cap: int) -> Complete:
     return capped
 
 
+def _check_settings(
+    n: int, concurrency: int, uncertainty_prob: float, seed_source: str, max_tokens: int | None
+) -> None:
+    if n < 0:
+        raise FrictionError(f"--n must be 0 or more, got {n}.")
+    if concurrency < 1:
+        raise FrictionError(f"--concurrency must be at least 1, got {concurrency}.")
+    if not 0.0 <= uncertainty_prob <= 1.0:
+        raise FrictionError(f"--uncertainty-prob must be between 0 and 1, got {uncertainty_prob}.")
+    if seed_source not in SEED_SOURCES:
+        raise FrictionError(f"--seeds must be one of: {', '.join(SEED_SOURCES)}.")
+    if max_tokens is not None and max_tokens < 8:
+        raise FrictionError(f"--max-tokens must be at least 8, got {max_tokens}.")
+
+
+def _checked_out(out: str | Path) -> Path:
+    """`--out` as a path: a JSONL file to append to, never a folder."""
+    out = Path(out)
+    if out.is_dir():
+        raise FrictionError(
+            f"--out {out} is a folder; give a JSONL file to append records to, e.g. {out}/gen.jsonl."
+        )
+    return out
+
+
+def _worker(
+    complete: Complete,
+    model_name: str,
+    temperature: float,
+    uncertainty_prob: float,
+    personas: Sequence[Any],
+    synthesis: Any,
+) -> Callable[[Seed], Outcome]:
+    """What a pool thread runs for one seed: its record, or a request failure (a fatal error stops the run)."""
+
+    def work(s: Seed) -> Outcome:
+        try:
+            return make_record(
+                s, complete, model_name, temperature, uncertainty_prob, personas=personas, synthesis=synthesis
+            )
+        except FrictionError as exc:
+            if _fatal(exc):
+                raise
+            failure = {"id": s.record_id, "friction_type": s.friction_type, "seed": s.to_dict()}
+            return Outcome(s, failure={**failure, "stage": "request", "reason": str(exc)})
+
+    return work
+
+
 def generate_records(
     n: int,
     friction_types: str | Sequence[str],
@@ -307,44 +367,20 @@ def generate_records(
     `generator_model: "responder:<name>"`. Without it, `base_url` is required.
     `max_tokens` caps every call below the templates' own `max_tokens` (quick demos with a slow model).
     """
-    if n < 0:
-        raise FrictionError(f"--n must be 0 or more, got {n}.")
-    if concurrency < 1:
-        raise FrictionError(f"--concurrency must be at least 1, got {concurrency}.")
-    if not 0.0 <= uncertainty_prob <= 1.0:
-        raise FrictionError(f"--uncertainty-prob must be between 0 and 1, got {uncertainty_prob}.")
-    if seed_source not in SEED_SOURCES:
-        raise FrictionError(f"--seeds must be one of: {', '.join(SEED_SOURCES)}.")
-    if max_tokens is not None and max_tokens < 8:
-        raise FrictionError(f"--max-tokens must be at least 8, got {max_tokens}.")
+    _check_settings(n, concurrency, uncertainty_prob, seed_source, max_tokens)
     types = parse_friction_types(friction_types)
     personas = load_personas(personas_dir)
     synthesis = load_synthesis(personas_dir)
     seeds = [s for t in types for s in take_seeds(t, n, seeds_dir, seed_source, seed)]
     check_seed_questions(seeds, seeds_dir)
-    out = Path(out)
-    if out.is_dir():
-        raise FrictionError(
-            f"--out {out} is a folder; give a JSONL file to append records to, e.g. {out}/gen.jsonl."
-        )
+    out = _checked_out(out)
     complete, model_name = _completer(responder, base_url, model, temperature, timeout, retries, max_tokens)
     stats = GenerateStats(
         out=str(out), failures_file=str(failures_path(out)), model=model_name, concurrency=concurrency
     )
     stop = threading.Event()  # set on Ctrl-C or a fatal error: workers stop before their next call
     complete = _stoppable(complete, stop)
-
-    def work(s: Seed) -> Outcome:
-        try:
-            return make_record(
-                s, complete, model_name, temperature, uncertainty_prob, personas=personas, synthesis=synthesis
-            )
-        except FrictionError as exc:
-            if _fatal(exc):
-                raise
-            failure = {"id": s.record_id, "friction_type": s.friction_type, "seed": s.to_dict()}
-            return Outcome(s, failure={**failure, "stage": "request", "reason": str(exc)})
-
+    work = _worker(complete, model_name, temperature, uncertainty_prob, personas, synthesis)
     with output_lock(out, "generate"):  # one writer: a second run on the same --out would repeat the seeds
         already = done_ids(out)  # before the first model call: someone else's file is refused
         for s in seeds:
@@ -492,9 +528,7 @@ def print_stats(stats: GenerateStats) -> None:
             console.print(f"  {count} x {reason}")
 
 
-def cli_generate(argv: list[str]) -> int:
-    import argparse
-
+def _generate_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="friction generate",
         description="Generate friction records with the six-persona relay via any OpenAI-compatible endpoint "
@@ -529,7 +563,11 @@ def cli_generate(argv: list[str]) -> int:
     )
     parser.add_argument("--personas", help="persona folder (default data/personas)")
     parser.add_argument("--seeds-dir", help="seed folder (default data/seeds)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def cli_generate(argv: list[str]) -> int:
+    args = _generate_parser().parse_args(argv)
     stats = generate_records(
         n=args.n,
         friction_types=args.friction_type,

@@ -214,21 +214,8 @@ def check_friction_type(friction_type: str) -> None:
         )
 
 
-def load_synthesis(directory: str | Path | None = None) -> Synthesis:
-    """`<directory>/synthesis.yaml`: the system prompt, seed and answer prompts, and one entry per type."""
-    path = (Path(directory) if directory else default_data_dir() / "personas") / "synthesis.yaml"
-    data = _read_yaml(path)
-    seed = data.get("seed_question") or {}
-    answer = data.get("final_answer") or {}
-    if not isinstance(seed, dict) or not isinstance(answer, dict):
-        raise FrictionError(f"{path}: 'seed_question' and 'final_answer' must be mappings with a 'prompt'.")
-    seed_prompt = _text(seed, "prompt", path)
-    answer_system = _text(answer, "system", path)
-    answer_prompt = _text(answer, "prompt", path)
-    _check_placeholders(seed_prompt, SEED_PLACEHOLDERS, f"{path}: seed_question.prompt")
-    _check_placeholders(answer_system, ANSWER_PLACEHOLDERS, f"{path}: final_answer.system")
-    _check_placeholders(answer_prompt, ANSWER_PLACEHOLDERS, f"{path}: final_answer.prompt")
-    raw_types = data.get("friction_types") or {}
+def _friction_specs(raw_types: dict[str, Any], path: Path) -> dict[str, FrictionSpec]:
+    """synthesis.yaml's `friction_types`: one entry per friction type, none unknown."""
     missing = [t for t in FRICTION_TYPES if t not in raw_types]
     if missing:
         raise FrictionError(
@@ -254,6 +241,24 @@ def load_synthesis(directory: str | Path | None = None) -> Synthesis:
             instruction=_text(entry, "instruction", where),
             markers=tuple(m.strip() for m in markers),
         )
+    return types
+
+
+def load_synthesis(directory: str | Path | None = None) -> Synthesis:
+    """`<directory>/synthesis.yaml`: the system prompt, seed and answer prompts, and one entry per type."""
+    path = (Path(directory) if directory else default_data_dir() / "personas") / "synthesis.yaml"
+    data = _read_yaml(path)
+    seed = data.get("seed_question") or {}
+    answer = data.get("final_answer") or {}
+    if not isinstance(seed, dict) or not isinstance(answer, dict):
+        raise FrictionError(f"{path}: 'seed_question' and 'final_answer' must be mappings with a 'prompt'.")
+    seed_prompt = _text(seed, "prompt", path)
+    answer_system = _text(answer, "system", path)
+    answer_prompt = _text(answer, "prompt", path)
+    _check_placeholders(seed_prompt, SEED_PLACEHOLDERS, f"{path}: seed_question.prompt")
+    _check_placeholders(answer_system, ANSWER_PLACEHOLDERS, f"{path}: final_answer.system")
+    _check_placeholders(answer_prompt, ANSWER_PLACEHOLDERS, f"{path}: final_answer.prompt")
+    types = _friction_specs(data.get("friction_types") or {}, path)
     phrases = data.get("uncertainty_phrases") or []
     return Synthesis(
         system=_text(data, "system", path),

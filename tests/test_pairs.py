@@ -8,7 +8,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from test_schema import eval_overlaps
+from test_schema import COCONOT, DATA, MICRO, eval_overlaps
 
 from friction_lib import cli
 from friction_lib.chat import format_target, split_reasoning
@@ -28,13 +28,9 @@ from friction_lib.pairs import (
 )
 from friction_lib.schema import load_jsonl, to_messages
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT / "data"
 PAIRS = DATA / "pairs.jsonl"
 TEAM = DATA / "pairs" / "team_pairs.jsonl"
-MICRO = DATA / "micro" / "friction_micro.jsonl"
 TRAIN_FILES = [DATA / f"{name}_train.jsonl" for name in ("friction", "benchmark", "confirm", "xstest")]
-COCONOT = ROOT.parent / "shared" / "benchmarks" / "coconot"
 EVAL_PROMPT = json.loads((DATA / "eval" / "quick.jsonl").read_text().splitlines()[0])["prompt"]
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import save_file
+from test_schema import make_record
 
 from friction_lib import publish
 from friction_lib.errors import FrictionError
@@ -347,20 +348,13 @@ def _record(i: int, friction_type: str) -> dict:
         }
         for name in PERSONAS[:2]
     ]
-    return {
-        "id": f"ft-{i:04d}",
-        "user_input": f"Question number {i} about {friction_type}?",
-        "friction_type": friction_type,
-        "agents": agents,
-        "final_answer": f"A short answer to question {i}. It has two sentences.",
-        "metadata": {
-            "source": "hand-written",
-            "generator_model": None,
-            "temperature": None,
-            "created_at": "2026-11-23",
-            "pipeline_version": "1.0",
-        },
-    }
+    return make_record(
+        f"ft-{i:04d}",
+        user_input=f"Question number {i} about {friction_type}?",
+        friction_type=friction_type,
+        agents=agents,
+        final_answer=f"A short answer to question {i}. It has two sentences.",
+    )
 
 
 @pytest.fixture

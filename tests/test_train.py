@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import pytest
+from test_schema import make_record as schema_record
 
 from friction_lib import adapters, files, schema, train, train_config, train_data, train_runs
 from friction_lib.chat import SYSTEM_PROMPT
@@ -22,31 +23,25 @@ USER = "Why are platypus eggs square?"
 
 
 def make_record(i: int, user: str | None = None, reasoning: str = REASONING, answer: str = ANSWER) -> dict:
-    return {
-        "id": f"t-{i:03d}",
-        "user_input": user or f"{USER} (variant {i})",
-        "friction_type": "false_premise",
-        "agents": [
-            {
-                "agent_type": "problem_framer",
-                "thought_stream": f"{reasoning}, number {i}.",
-                "friction_moments": [{"type": "false_premise", "marker": "premise is false"}],
-            },
-            {
-                "agent_type": "synthesizer",
-                "thought_stream": "Correct it briefly, then help.",
-                "friction_moments": [],
-            },
-        ],
-        "final_answer": f"{answer}, and eggs are not square ({i}).",
-        "metadata": {
-            "source": "hand-written",
-            "generator_model": None,
-            "temperature": None,
-            "created_at": "2026-11-23",
-            "pipeline_version": "1.0",
+    agents = [
+        {
+            "agent_type": "problem_framer",
+            "thought_stream": f"{reasoning}, number {i}.",
+            "friction_moments": [{"type": "false_premise", "marker": "premise is false"}],
         },
-    }
+        {
+            "agent_type": "synthesizer",
+            "thought_stream": "Correct it briefly, then help.",
+            "friction_moments": [],
+        },
+    ]
+    return schema_record(
+        f"t-{i:03d}",
+        user_input=user or f"{USER} (variant {i})",
+        friction_type="false_premise",
+        agents=agents,
+        final_answer=f"{answer}, and eggs are not square ({i}).",
+    )
 
 
 def write_dataset(path: Path, n: int) -> Path:
