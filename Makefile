@@ -104,9 +104,10 @@ notebooks: venv prepare
 # The shipped adapter: LoRA on the full-precision 135M base (--no-quant). On 2 CPU cores the NF4 (QLoRA) path
 # costs about 4x per step, because bitsandbytes dequantises every weight on every forward without its optional
 # CPU kernels; the adapter format is the same and it applies to the NF4 base unchanged.
-# configs/adapter.yaml is attempt 10 of docs/experiments.md: train with every checkpoint kept (about 35 min on
-# 2 cores), then keep the one with the best J on the dev-large set among those with a dev FPR of at most 0.17
-# (about 18 min). The quick set, on which the efficacy target is judged, takes no part in the choice.
+# configs/adapter.yaml is attempt 11 of docs/experiments.md (one visible <think> line): train with every
+# checkpoint kept (74 min on 2 shared cores), then keep the one with the best J on the dev-large set among those
+# with a dev FPR of at most 0.17 (17 min). The quick and test sets take no part in the choice. A preference stage
+# (friction train --method dpo, attempts 12 and 13) did not beat this SFT stage on the dev set, so none is shipped.
 ADAPTER_DATA = data/friction_train.jsonl data/benchmark_train.jsonl data/confirm_train.jsonl
 adapter: venv prepare
 	$(BIN)/friction train --profile cpu --no-quant --config configs/adapter.yaml --data $(ADAPTER_DATA) --out runs/adapter-train --overwrite
