@@ -55,8 +55,9 @@ HISTORY_CONVERSATION = (
 GREEDY_TOKENS = 16
 # Transformers' top-2 log-probability gap below which a different greedy pick is a tie, not a bug.
 NEAR_TIE_NATS = 0.5
-# Token limit of the no-runaway check: R1 models reason at length before they answer.
-STOP_LIMITS = {"chatml": 256, "deepseek-r1": 2048}
+# Token limit of the no-runaway check: R1 models reason at length before they answer. ChatML: a one-line <think>
+# block and a step-by-step answer (the shipped adapter's to VERIFY_PROMPTS[1]) take 261 tokens and then stop.
+STOP_LIMITS = {"chatml": 512, "deepseek-r1": 2048}
 # GGUFs whose first greedy tokens must match transformers exactly.
 GREEDY_MATCH_TYPES = ("q8_0", "f16", "bf16")
 
@@ -322,7 +323,7 @@ def verify_gguf(
     modelfile_path: Path,
     tokenizer: Any,
     references: dict[str, Reference] | None = None,
-    stop_limit: int = 256,
+    stop_limit: int = STOP_LIMITS["chatml"],
     prompts: Sequence[str] = VERIFY_PROMPTS,
     threads: int | None = None,
 ) -> list[dict[str, Any]]:
