@@ -44,6 +44,13 @@ def test_html_escapes_model_text_and_marks_cut_off_reasoning():
     assert "unfinished" in page and "16-token limit" in page and "no answer" in page
 
 
+def test_an_empty_reasoning_block_is_said_to_be_one_and_no_block_is_said_to_be_none():
+    empty = ColumnResult("tuned", "Fine-tuned", "", answer="Sure.", think_tags=True)
+    none = ColumnResult("base", "Base", "", answer="Sure.")
+    assert "an empty reasoning block" in display.column_html(empty)
+    assert "no reasoning block" in display.column_html(none) and "an empty" not in display.column_html(none)
+
+
 def test_empty_prompt_in_the_widget_shows_the_message():
     ui = display.demo_ui(demo.DemoConfig(), demo.load_demo_prompts(DEMO))
     text, button, board = _widget_parts(ui)
