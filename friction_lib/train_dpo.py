@@ -353,6 +353,21 @@ def drop_reference_copy(model: Any) -> bool:
     return True
 
 
+def check_trl_kernels() -> None:
+    """TRL 1.15's DPOTrainer computes log-probabilities only through `trl.kernels`, whose import needs Triton, which
+    CUDA builds of torch ship (TRL 1.16, the CPU pin, imports the kernel it needs without it). Without it TRL fails
+    deep in the first forward pass; say so before any work."""
+    import trl
+    from trl.trainer import utils
+
+    if getattr(utils, "_ChunkedLogProbFunction", True) is None:
+        raise FrictionError(
+            f"TRL {trl.__version__}'s DPOTrainer needs Triton, which comes with CUDA builds of torch, and this "
+            "environment has none. Run --method dpo on a CUDA GPU with requirements-gpu.txt, or on CPU with the CPU "
+            "pins (requirements.txt, TRL 1.16)."
+        )
+
+
 def build_dpo_trainer(
     config: TrainConfig,
     path: TrainPath,
@@ -368,6 +383,8 @@ def build_dpo_trainer(
     from datasets import Dataset
     from transformers import PrinterCallback
     from trl import DPOConfig, DPOTrainer
+
+    check_trl_kernels()
 
     kwargs = dpo_config_kwargs(config, path, out / CHECKPOINTS, len(data.train_rows))
     progress = progress_callback_class()()
@@ -412,6 +429,7 @@ def train_dpo(
     """
     log = RunLog()
     path = _check_setup(config)
+    check_trl_kernels()
     sft = check_sft_adapter(config)
     config = with_sft_adapter(config, sft)
     data = read_pair_data(config, pairs_path, sft)

@@ -243,6 +243,14 @@ def test_sft_weight_adds_the_chosen_sides_nll_to_the_dpo_loss(tmp_path):
         train_config.make_config("cpu", method="dpo", sft_weight=-1.0)
 
 
+def _trl_kernels_importable() -> bool:
+    try:
+        import trl.kernels  # noqa: F401  (TRL 1.15 imports Triton there)
+    except ImportError:
+        return False
+    return True
+
+
 @pytest.mark.drift
 def test_the_reference_is_the_sft_adapter_and_its_copy_is_dropped(embedded_model_dir, tmp_path):
     """TRL copies a trainable adapter as "ref" and precomputes with it: the reference log-probabilities are the
@@ -269,6 +277,12 @@ def test_the_reference_is_the_sft_adapter_and_its_copy_is_dropped(embedded_model
     data.train_rows = [train_dpo.render_pair(tok, p) for p in data.train_pairs]
     data.eval_rows = [train_dpo.render_pair(tok, p) for p in data.eval_pairs]
     path = train.TrainPath("hf", "none", "cpu", "test")
+    if (
+        not _trl_kernels_importable()
+    ):  # TRL 1.15 (the GPU pins) without Triton, i.e. a CPU torch: one clear line
+        with pytest.raises(FrictionError, match="needs Triton, which comes with CUDA builds of torch"):
+            train_dpo.build_dpo_trainer(config, path, tmp_path, model, tok, data)
+        return
     trainer, _, _ = train_dpo.build_dpo_trainer(config, path, tmp_path, model, tok, data)
     assert list(model.peft_config) == ["default"]
     assert sorted(n for n, p in model.named_parameters() if p.requires_grad) == trainable
