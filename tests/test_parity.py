@@ -129,7 +129,8 @@ def test_check_behaviour_scores_the_adapter_and_its_gguf_on_the_same_prompts(
 
 @pytest.mark.slow
 @pytest.mark.engine
-def test_friction_export_with_eval_prompts_writes_the_behaviour_section(test_adapter, tmp_path, capsys):
+def test_friction_export_with_eval_prompts_writes_the_behaviour_section(test_adapter, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(parity, "MIN_LABEL_AGREEMENT", 1.01)  # no GGUF can agree on more than every label
     prompts = tmp_path / "four.jsonl"
     prompts.write_text("".join(json.dumps(p.to_dict()) + "\n" for p in load_prompts(QUICK)[:4]))
     out = tmp_path / "export"
@@ -137,7 +138,17 @@ def test_friction_export_with_eval_prompts_writes_the_behaviour_section(test_ada
                  "--eval-prompts", str(prompts)])  # fmt: skip
     printed = capsys.readouterr()
     behaviour = json.loads((out / "verification.json").read_text())["behaviour"]
-    assert code == (0 if behaviour["passed"] else 1)
+    # Outside tolerance is a warning, not a failure. Which way 4 prompts fall depends on the CPU's float paths (CI's
+    # differ from ours), so the tolerance is set out of reach here. Verification can fail on its own: the untrained
+    # adapter loops past the stop limit on one prompt on some CPUs. Then the exit code is 1 and the error names it.
+    assert not behaviour["passed"] and not behaviour["ggufs"]["q8_0"]["within_tolerance"]
+    checks = json.loads((out / "verification.json").read_text())["checks"]
+    failed = [f"{e['gguf']}: {e['check']}" for e in checks if not e["passed"]]
+    assert code == (1 if failed else 0), printed.err
+    if failed:
+        assert "Verification FAILED: " + "; ".join(failed) in printed.err
+    else:
+        assert "WARNING: behaviour outside tolerance for q8_0" in printed.err and "pass verification" in printed.err
     assert "Does the friction survive quantisation? 4 prompts from" in printed.out
     assert list(behaviour["ggufs"]) == ["q8_0"] and behaviour["prompts_file"] == str(prompts)
     assert (out / "eval" / "q8_0" / "results.json").is_file() and not (
