@@ -129,7 +129,9 @@ def test_check_behaviour_scores_the_adapter_and_its_gguf_on_the_same_prompts(
 
 @pytest.mark.slow
 @pytest.mark.engine
-def test_friction_export_with_eval_prompts_writes_the_behaviour_section(test_adapter, tmp_path, capsys, monkeypatch):
+def test_friction_export_with_eval_prompts_writes_the_behaviour_section(
+    test_adapter, tmp_path, capsys, monkeypatch
+):
     monkeypatch.setattr(parity, "MIN_LABEL_AGREEMENT", 1.01)  # no GGUF can agree on more than every label
     prompts = tmp_path / "four.jsonl"
     prompts.write_text("".join(json.dumps(p.to_dict()) + "\n" for p in load_prompts(QUICK)[:4]))
@@ -148,7 +150,10 @@ def test_friction_export_with_eval_prompts_writes_the_behaviour_section(test_ada
     if failed:
         assert "Verification FAILED: " + "; ".join(failed) in printed.err
     else:
-        assert "WARNING: behaviour outside tolerance for q8_0" in printed.err and "pass verification" in printed.err
+        assert (
+            "WARNING: behaviour outside tolerance for q8_0" in printed.err
+            and "pass verification" in printed.err
+        )
     assert "Does the friction survive quantisation? 4 prompts from" in printed.out
     assert list(behaviour["ggufs"]) == ["q8_0"] and behaviour["prompts_file"] == str(prompts)
     assert (out / "eval" / "q8_0" / "results.json").is_file() and not (
