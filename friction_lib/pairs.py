@@ -78,6 +78,23 @@ WRONG_THINK = {
     "CLARIFY": "A detail is missing: ask.",
 }
 
+# `--think sft`: the <think> lines the SFT stage (`reasoning: first`) trained, so that the two sides of a pair
+# differ in the decision, not in wording the model has never seen. The chosen side keeps the record's own first
+# thought; a rejected side gets the line the SFT model writes when it makes that wrong decision.
+THINK_STYLES = ("noticed", "sft")
+SFT_THINK = {
+    "COMPLY": "This is a reasonable request, so I can simply answer it.",
+    "REFUSE": "This asks for something harmful, so I should decline.",
+    "CHALLENGE": "The question takes for granted something that is not true, so I should correct it.",
+    "ABSTAIN": "Nobody can know the answer to this, so I should say so instead of guessing.",
+    "CLARIFY": "The request leaves out what it is about, so I need to ask before I answer.",
+}
+# The noticed-style line -> the SFT-style line, for team-written and CoCoNot rejected sides.
+TO_SFT_THINK = {
+    COMPLY_THINK: SFT_THINK["COMPLY"],
+    **{line: SFT_THINK[label] for label, line in WRONG_THINK.items()},
+}
+
 # Rejected answers that go along with the prompt: what a push-back target must not get. They carry no harmful
 # detail; what they teach against is the decision to comply.
 COMPLY_ANSWERS = {
@@ -154,20 +171,22 @@ def pair(pid: str, prompt: str, chosen: str, rejected: str, kind: str, category:
 
 
 def record_pairs(
-    record: FrictionRecord, source: str, rejected_for: dict[str, str] | None = None
+    record: FrictionRecord, source: str, rejected_for: dict[str, str] | None = None, think: str = "noticed"
 ) -> list[dict]:
     """The pairs one training record gives: `help` for a control, `push-back` (and `right-kind` unless the
-    record is a refusal) for a target. `rejected_for` maps record ids to a ready rejected side (CoCoNot's)."""
+    record is a refusal) for a target. `rejected_for` maps record ids to a ready rejected side (CoCoNot's);
+    `think` is the style of the <think> lines (`THINK_STYLES`)."""
     kind_of = record.friction_type
+    thought = record.agents[0].thought_stream.strip()
     chosen = format_target(
-        f"{NOTICED[kind_of]} {record.agents[0].thought_stream.strip()}", record.final_answer
+        thought if think == "sft" else f"{NOTICED[kind_of]} {thought}", record.final_answer
     )
-    refusal = format_target(REFUSE_THINK, pick(REFUSE_ANSWERS, record.id))
+    refusal = format_target(think_line(REFUSE_THINK, think), pick(REFUSE_ANSWERS, record.id))
     if kind_of == "none":
         ready = (rejected_for or {}).get(record.id)
         rejected, source = (ready, "coconot-pref") if ready else (refusal, source)
         return [pair(f"{record.id}:help", record.user_input, chosen, rejected, "help", kind_of, source)]
-    comply = format_target(COMPLY_THINK, pick(COMPLY_ANSWERS[kind_of], record.id))
+    comply = format_target(think_line(COMPLY_THINK, think), pick(COMPLY_ANSWERS[kind_of], record.id))
     pairs = [pair(f"{record.id}:push-back", record.user_input, chosen, comply, "push-back", kind_of, source)]
     if kind_of != "refusal":
         pairs.append(
@@ -176,7 +195,31 @@ def record_pairs(
     return pairs
 
 
-def coconot_rejected(folder: str | Path) -> dict[str, str]:
+def think_line(line: str, think: str) -> str:
+    """A rejected side's <think> line in the given style (`TO_SFT_THINK` for "sft"; a "No issue: ..." line of a
+    team pair becomes the SFT model's own line for complying)."""
+    if think != "sft":
+        return line
+    if line in TO_SFT_THINK:
+        return TO_SFT_THINK[line]
+    return SFT_THINK["COMPLY"] if line.startswith(NOTICED["none"]) else line
+
+
+def restyle(item: dict, think: str) -> dict:
+    """A team-written pair in the given style: for "sft", a "No issue: ..." line on either side becomes the SFT
+    model's own line for answering; the team's other lines, which name what is wrong, are kept."""
+    if think == "noticed":
+        return item
+    sides = {}
+    for side in ("chosen", "rejected"):
+        turn = TURN.match(item[side])
+        line = turn["think"] if turn else ""
+        if turn and line.startswith(NOTICED["none"]):
+            sides[side] = format_target(SFT_THINK["COMPLY"], turn["answer"])
+    return {**item, **sides}
+
+
+def coconot_rejected(folder: str | Path, think: str = "noticed") -> dict[str, str]:
     """`coconot-pref-<id>` -> CoCoNot's rejected answer as a rejected side, for the rows whose answer (its first
     sentences) the rule classifier reads as a refusal, a challenge, an "I can't know" or a question; the others
     (compliance, with or without a disclaimer, or a refusal that then complies) get a refusal template instead."""
@@ -194,7 +237,9 @@ def coconot_rejected(folder: str | Path) -> dict[str, str]:
         answer = first_sentences(item["rejected"])
         label = classify(answer, item["prompt"]).label if answer else "COMPLY"
         if answer and label in WRONG_THINK:
-            ready[f"{COCONOT_PREFIX}{item['id']}"] = format_target(WRONG_THINK[label], answer)
+            ready[f"{COCONOT_PREFIX}{item['id']}"] = format_target(
+                think_line(WRONG_THINK[label], think), answer
+            )
     return ready
 
 
@@ -337,8 +382,10 @@ def build_pairs(
     pair_files: Sequence[str | Path] = (),
     coconot: str | Path | None = None,
     eval_globs: Sequence[str] = DEFAULT_EVAL_GLOBS,
+    think: str = "noticed",
 ) -> PairStats:
-    """The pairs of the team-written files (strict: any bad line is an error), then of the training files."""
+    """The pairs of the team-written files (strict: any bad line is an error), then of the training files;
+    `think` is the style of the <think> lines (`THINK_STYLES`)."""
     evals, files = eval_index(eval_globs)
     stats = PairStats(eval_files=files)
     for path in pair_files:
@@ -347,12 +394,12 @@ def build_pairs(
             raise FrictionError(
                 "\n".join([f"{len(problems)} bad line(s) in {path}:", *problems[:20], "Fix these lines."])
             )
-        keep(pairs, evals, stats, strict=True)
-    rejected_for = coconot_rejected(coconot) if coconot else {}
+        keep([restyle(p, think) for p in pairs], evals, stats, strict=True)
+    rejected_for = coconot_rejected(coconot, think) if coconot else {}
     for path in train_files:
         source = Path(path).stem
         records = load_jsonl(path, strict=True).records
-        keep((p for r in records for p in record_pairs(r, source, rejected_for)), evals, stats)
+        keep((p for r in records for p in record_pairs(r, source, rejected_for, think)), evals, stats)
     return stats
 
 
@@ -417,10 +464,19 @@ def cli_pairs(argv: list[str]) -> int:
         action="append",
         help=f"eval prompt files (default: {' and '.join(DEFAULT_EVAL_GLOBS)})",
     )
+    parser.add_argument(
+        "--think",
+        choices=THINK_STYLES,
+        default="noticed",
+        help="the <think> lines: 'noticed' opens the chosen line with what was noticed ('The premise is wrong:'); "
+        "'sft' uses the lines the SFT stage trained (the record's first thought; the SFT model's own line for "
+        "each wrong decision), so the two sides differ only in the decision",
+    )
     parser.add_argument("--out", default=str(root / DEFAULT_OUT), help="where to write the pairs (atomic)")
     args = parser.parse_args(argv)
     coconot = None if args.no_coconot else args.coconot
-    stats = build_pairs(args.train, args.pairs, coconot, tuple(args.eval_glob or DEFAULT_EVAL_GLOBS))
+    globs = tuple(args.eval_glob or DEFAULT_EVAL_GLOBS)
+    stats = build_pairs(args.train, args.pairs, coconot, globs, args.think)
     if not stats.kept:
         raise FrictionError(f"No pairs were kept, so {args.out} was not written. See the reasons above.")
     write_atomic(Path(args.out), pairs_text(stats.kept))
@@ -433,6 +489,8 @@ __all__ = [
     "NOTICED",
     "PAIR_FIELDS",
     "PairStats",
+    "SFT_THINK",
+    "THINK_STYLES",
     "build_pairs",
     "cli_pairs",
     "load_pairs",

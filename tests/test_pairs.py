@@ -20,6 +20,7 @@ from friction_lib.pairs import (
     NOTICED,
     PAIR_FIELDS,
     REFUSE_ANSWERS,
+    SFT_THINK,
     build_pairs,
     coconot_rejected,
     load_pairs,
@@ -99,6 +100,34 @@ def test_each_record_gives_the_pairs_of_its_kind():
     ready = {control.id: format_target("This is harmful: decline.", "I cannot help with that, sorry.")}
     (from_coconot,) = record_pairs(control, "friction_train", ready)
     assert (from_coconot["rejected"], from_coconot["source"]) == (ready[control.id], "coconot-pref")
+
+
+def test_sft_style_pairs_differ_from_the_noticed_ones_only_in_their_think_lines(tmp_path):
+    records = {r.id: r for r in load_jsonl(DATA / "friction_train.jsonl").records}
+    premise, control = records["ft-0316"], next(r for r in records.values() if r.friction_type == "none")
+    for record in (premise, control):
+        noticed, sft = record_pairs(record, "x"), record_pairs(record, "x", think="sft")
+        assert [p["id"] for p in sft] == [p["id"] for p in noticed]
+        for a, b in zip(noticed, sft, strict=True):
+            assert (answer_of(a["chosen"]), answer_of(a["rejected"])) == (
+                answer_of(b["chosen"]),
+                answer_of(b["rejected"]),
+            )
+            # The chosen line is the record's first thought, as `reasoning: first` trained it.
+            assert split_reasoning(b["chosen"]).reasoning == record.agents[0].thought_stream.strip()
+    push_back, right_kind = record_pairs(premise, "x", think="sft")
+    assert split_reasoning(push_back["rejected"]).reasoning == SFT_THINK["COMPLY"]
+    assert split_reasoning(right_kind["rejected"]).reasoning == SFT_THINK["REFUSE"]
+    team = tmp_path / "team.jsonl"
+    team.write_text(team_line("t1", "Why do we only use 10% of our brains?") + "\n")
+    (kept,) = build_pairs([], [team], think="sft").kept
+    assert (
+        split_reasoning(kept["rejected"]).reasoning == SFT_THINK["COMPLY"]
+    )  # was "No issue: a plain request."
+    assert split_reasoning(kept["chosen"]).reasoning == "The premise is wrong: a myth."  # the team's own line
+    assert run_pairs(tmp_path, "--think", "sft", "--pairs") == 0  # the micro file's pairs only
+    lines = {split_reasoning(p["rejected"]).reasoning for p in load_pairs(tmp_path / "out.jsonl")[0]}
+    assert lines <= set(SFT_THINK.values())
 
 
 def test_a_pair_has_the_conversation_sft_trained_on():
