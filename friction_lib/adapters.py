@@ -260,7 +260,11 @@ def make_test_adapter(
     if model is None:
         model, _ = load_model("cpu")
     config = LoraConfig(r=r, lora_alpha=2 * r, target_modules=list(target_modules), task_type="CAUSAL_LM")
-    peft_model = get_peft_model(model, config)
+    with torch.random.fork_rng(
+        devices=[]
+    ):  # A's init draws from the global generator: seed it, then restore it
+        torch.manual_seed(seed)
+        peft_model = get_peft_model(model, config)
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, param in peft_model.named_parameters():

@@ -57,6 +57,21 @@ def test_unknown_quant_lists_the_valid_ones(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+def test_the_test_adapter_is_the_same_whatever_ran_before(embedded_model_dir, tmp_path):
+    """Every export test reads the untrained adapter's greedy answers: it must not depend on the global RNG."""
+    import torch
+
+    from friction_lib.models import load_model
+
+    model, _ = load_model("cpu")
+    first = adapters.make_test_adapter(tmp_path / "first", r=2, model=model)
+    torch.rand(1000)  # what an earlier test's sampling does to the global generator
+    second = adapters.make_test_adapter(tmp_path / "second", r=2, model=model)
+    third = adapters.make_test_adapter(tmp_path / "third", r=2, seed=1, model=model)
+    weights = [(d / "adapter_model.safetensors").read_bytes() for d in (first, second, third)]
+    assert weights[0] == weights[1] and weights[0] != weights[2]
+
+
 def test_missing_adapter_and_adapter_without_weights(tmp_path):
     with pytest.raises(FrictionError, match="No adapter at"):
         export.export_adapter(tmp_path / "missing", tmp_path / "out", quants="q8_0")
