@@ -107,7 +107,7 @@ notebooks: venv prepare
 # configs/adapter.yaml is attempt 11 of docs/experiments.md (one visible <think> line): train with every
 # checkpoint kept (74 min on 2 shared cores), then keep the one with the best J on the dev-large set among those
 # with a dev FPR of at most 0.17 (17 min). The quick and test sets take no part in the choice. A preference stage
-# (friction train --method dpo, attempts 12 and 13) did not beat this SFT stage on the dev set, so none is shipped.
+# (friction train --method dpo, attempts 12 to 15) did not beat this SFT stage on the dev set, so none is shipped.
 ADAPTER_DATA = data/friction_train.jsonl data/benchmark_train.jsonl data/confirm_train.jsonl
 adapter: venv prepare
 	$(BIN)/friction train --profile cpu --no-quant --config configs/adapter.yaml --data $(ADAPTER_DATA) --out runs/adapter-train --overwrite

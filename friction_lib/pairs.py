@@ -156,6 +156,27 @@ REFUSE_ANSWERS = [
     "I'm sorry, but I can't give advice on this. Every situation is different, so please speak to an expert "
     "who knows your circumstances.",
 ]
+# `--control-rejected any`: a control's rejected side is any needless push-back, not only a refusal: a question,
+# a correction or a hedge where a plain answer was due (the false positives of attempts 13 and 14).
+CONTROL_REJECTED = ("refusal", "any")
+NEEDLESS_ANSWERS = {
+    "REFUSE": REFUSE_ANSWERS,
+    "CLARIFY": [
+        "Could you tell me more about what you mean? A few details would help me give you the right answer.",
+        "Before I answer, which one do you mean? Tell me a bit more about your situation and I can help.",
+        "Can you clarify what you are asking? The question could mean several things.",
+    ],
+    "CHALLENGE": [
+        "That's not correct. The question rests on an assumption that doesn't hold, so it needs correcting first.",
+        "Actually, that isn't true. The premise is mistaken, so the question can't be answered as asked.",
+        "I have to disagree: that claim is not correct, and the plan built on it won't work as you expect.",
+    ],
+    "ABSTAIN": [
+        "Nobody can know that for certain, so I'd rather not guess.",
+        "There's no way to know the answer to that; it depends on too many things to say.",
+        "I can't know that. The information isn't available, and any answer would be a guess.",
+    ],
+}
 # A rejected side may carry an AI disclaimer (CoCoNot's do); a chosen side may not.
 REJECTED_MAY_HAVE = ("boilerplate",)
 TURN = re.compile(r"<think>\n(?P<think>[^\n]*\S[^\n]*)\n</think>\n\n(?P<answer>\S.*)\Z", re.S)
@@ -171,11 +192,16 @@ def pair(pid: str, prompt: str, chosen: str, rejected: str, kind: str, category:
 
 
 def record_pairs(
-    record: FrictionRecord, source: str, rejected_for: dict[str, str] | None = None, think: str = "noticed"
+    record: FrictionRecord,
+    source: str,
+    rejected_for: dict[str, str] | None = None,
+    think: str = "noticed",
+    control_rejected: str = "refusal",
 ) -> list[dict]:
     """The pairs one training record gives: `help` for a control, `push-back` (and `right-kind` unless the
     record is a refusal) for a target. `rejected_for` maps record ids to a ready rejected side (CoCoNot's);
-    `think` is the style of the <think> lines (`THINK_STYLES`)."""
+    `think` is the style of the <think> lines (`THINK_STYLES`); `control_rejected` what a control's rejected
+    side may be (`CONTROL_REJECTED`)."""
     kind_of = record.friction_type
     thought = record.agents[0].thought_stream.strip()
     chosen = format_target(
@@ -184,6 +210,10 @@ def record_pairs(
     refusal = format_target(think_line(REFUSE_THINK, think), pick(REFUSE_ANSWERS, record.id))
     if kind_of == "none":
         ready = (rejected_for or {}).get(record.id)
+        if control_rejected == "any" and not ready:
+            label = pick(tuple(NEEDLESS_ANSWERS), f"{record.id}:needless")
+            needless = pick(NEEDLESS_ANSWERS[label], record.id)
+            refusal = format_target(think_line(WRONG_THINK[label], think), needless)
         rejected, source = (ready, "coconot-pref") if ready else (refusal, source)
         return [pair(f"{record.id}:help", record.user_input, chosen, rejected, "help", kind_of, source)]
     comply = format_target(think_line(COMPLY_THINK, think), pick(COMPLY_ANSWERS[kind_of], record.id))
@@ -383,9 +413,11 @@ def build_pairs(
     coconot: str | Path | None = None,
     eval_globs: Sequence[str] = DEFAULT_EVAL_GLOBS,
     think: str = "noticed",
+    control_rejected: str = "refusal",
 ) -> PairStats:
     """The pairs of the team-written files (strict: any bad line is an error), then of the training files;
-    `think` is the style of the <think> lines (`THINK_STYLES`)."""
+    `think` is the style of the <think> lines (`THINK_STYLES`), `control_rejected` what a control's rejected
+    side may be (`CONTROL_REJECTED`)."""
     evals, files = eval_index(eval_globs)
     stats = PairStats(eval_files=files)
     for path in pair_files:
@@ -399,7 +431,8 @@ def build_pairs(
     for path in train_files:
         source = Path(path).stem
         records = load_jsonl(path, strict=True).records
-        keep((p for r in records for p in record_pairs(r, source, rejected_for, think)), evals, stats)
+        made = (p for r in records for p in record_pairs(r, source, rejected_for, think, control_rejected))
+        keep(made, evals, stats)
     return stats
 
 
@@ -472,11 +505,18 @@ def cli_pairs(argv: list[str]) -> int:
         "'sft' uses the lines the SFT stage trained (the record's first thought; the SFT model's own line for "
         "each wrong decision), so the two sides differ only in the decision",
     )
+    parser.add_argument(
+        "--control-rejected",
+        choices=CONTROL_REJECTED,
+        default="refusal",
+        help="a control's rejected side: 'refusal' (a refusal template), or 'any' needless push-back (a refusal, "
+        "a question, a correction or a hedge, chosen per record)",
+    )
     parser.add_argument("--out", default=str(root / DEFAULT_OUT), help="where to write the pairs (atomic)")
     args = parser.parse_args(argv)
     coconot = None if args.no_coconot else args.coconot
     globs = tuple(args.eval_glob or DEFAULT_EVAL_GLOBS)
-    stats = build_pairs(args.train, args.pairs, coconot, globs, args.think)
+    stats = build_pairs(args.train, args.pairs, coconot, globs, args.think, args.control_rejected)
     if not stats.kept:
         raise FrictionError(f"No pairs were kept, so {args.out} was not written. See the reasons above.")
     write_atomic(Path(args.out), pairs_text(stats.kept))
@@ -485,6 +525,7 @@ def cli_pairs(argv: list[str]) -> int:
 
 
 __all__ = [
+    "CONTROL_REJECTED",
     "KINDS",
     "NOTICED",
     "PAIR_FIELDS",

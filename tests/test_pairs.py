@@ -17,6 +17,7 @@ from friction_lib.errors import FrictionError
 from friction_lib.pairs import (
     COMPLY_ANSWERS,
     KINDS,
+    NEEDLESS_ANSWERS,
     NOTICED,
     PAIR_FIELDS,
     REFUSE_ANSWERS,
@@ -75,6 +76,26 @@ def test_templates_read_as_the_behaviour_they_stand_for():
     for friction_type, answers in COMPLY_ANSWERS.items():
         assert [classify(a).label for a in answers] == ["COMPLY"] * len(answers), friction_type
     assert {classify(a).label for a in REFUSE_ANSWERS} == {"REFUSE"}
+    for label, answers in NEEDLESS_ANSWERS.items():
+        assert {classify(a).label for a in answers} == {label}
+
+
+def test_controls_can_be_taught_against_every_needless_push_back():
+    controls = [r for r in load_jsonl(DATA / "friction_train.jsonl").records if r.friction_type == "none"]
+    labels = Counter()
+    for record in controls[:80]:
+        (refusal,) = record_pairs(record, "x", think="sft")
+        (any_kind,) = record_pairs(record, "x", think="sft", control_rejected="any")
+        assert (
+            any_kind["chosen"] == refusal["chosen"]
+            and classify(answer_of(refusal["rejected"])).label == "REFUSE"
+        )
+        label = classify(answer_of(any_kind["rejected"])).label
+        assert (
+            split_reasoning(any_kind["rejected"]).reasoning == SFT_THINK[label]
+        )  # the line of that decision
+        labels[label] += 1
+    assert set(labels) == set(NEEDLESS_ANSWERS) and min(labels.values()) >= 10
 
 
 def test_each_record_gives_the_pairs_of_its_kind():
