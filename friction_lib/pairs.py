@@ -470,7 +470,7 @@ def print_report(stats: PairStats, out: str | Path, max_rows: int = 20) -> None:
     print(f"Wrote {len(stats.kept)} pairs -> {out}")
 
 
-def cli_pairs(argv: list[str]) -> int:
+def _parser() -> Any:
     import argparse
 
     from friction_lib.models import repo_root
@@ -513,7 +513,11 @@ def cli_pairs(argv: list[str]) -> int:
         "a question, a correction or a hedge, chosen per record)",
     )
     parser.add_argument("--out", default=str(root / DEFAULT_OUT), help="where to write the pairs (atomic)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def cli_pairs(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
     coconot = None if args.no_coconot else args.coconot
     globs = tuple(args.eval_glob or DEFAULT_EVAL_GLOBS)
     stats = build_pairs(args.train, args.pairs, coconot, globs, args.think, args.control_rejected)
