@@ -137,6 +137,8 @@ def check_prompt(prompt: str | None) -> str | None:
 # Free memory a click needs per local column, beyond the weights already loaded: the row's KV cache and logits.
 # On the cpu profile (SmolLM2-135M: 30 layers, 3 KV heads of 64 in fp32) a 600-token row holds 30 x 2 x 192 x 4 B
 # x 600 = 28 MB of KV cache; the allowance leaves room for the larger profiles' rows and the allocator's slack.
+# Measured (`scripts/bench_demo.py --max-new-tokens 80,256 --nice -10`, cpu profile, 3 columns): a new prompt
+# raises the peak RSS by 42 MiB streamed at 80 tokens and 77 MiB at 256, about 26 MiB a column at most.
 MEMORY_PER_COLUMN = 256 * 2**20
 
 

@@ -1,10 +1,12 @@
 """Benchmark the A/B/C demo from a cold process, the way "Run all" meets it.
 
-Two figures, per max_new_tokens setting, each from a fresh Python process pinned to 2 cores:
+Figures per max_new_tokens setting, each from a fresh Python process pinned to 2 cores:
 - time to the first comparison: interpreter start, imports, model load, one prompt through the
   three columns (base, prompted, tuned). Target: 30 s or less.
 - time for one new prompt across the three columns, models already loaded: streamed (the widget's
   path) and batched (the static path). Target: 10 s or less.
+- the memory that new prompt takes: the rise of the process's peak RSS over what the loaded models hold,
+  against the free memory `demo.memory_problem` asks for before a run (`demo.MEMORY_PER_COLUMN` a column).
 
     .venv/bin/python scripts/bench_demo.py                       # max_new_tokens 96, once
     .venv/bin/python scripts/bench_demo.py --max-new-tokens 64,96,128 --repeats 2
@@ -32,6 +34,33 @@ TARGET_FIRST_S = 30.0
 TARGET_NEW_S = 10.0
 
 
+class PeakRss:
+    """The process's peak resident memory while the block runs, sampled every 5 ms from a thread (psutil)."""
+
+    def __enter__(self) -> PeakRss:
+        import threading
+
+        import psutil
+
+        self.process, self.stop = psutil.Process(), threading.Event()
+        self.before = self.peak = self.process.memory_info().rss
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self.stop.wait(0.005):
+            self.peak = max(self.peak, self.process.memory_info().rss)
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+        self.peak = max(self.peak, self.process.memory_info().rss)
+
+    def rise_mib(self) -> float:
+        return round((self.peak - self.before) / 2**20, 1)
+
+
 def child(max_new_tokens: int, spawned_at: float, adapter: str | None) -> None:
     """One cold run; prints one JSON line."""
     import resource
@@ -51,10 +80,12 @@ def child(max_new_tokens: int, spawned_at: float, adapter: str | None) -> None:
     [first] = demo.compare([prompts[FIRST_PROMPT]], columns, config)
     first_done, cpu_first = time.time(), cpu()
     t1, c1 = time.perf_counter(), cpu()
-    streamed = demo.stream_comparison(prompts[NEW_PROMPT], columns, config)
+    with PeakRss() as rss_streamed:
+        streamed = demo.stream_comparison(prompts[NEW_PROMPT], columns, config)
     new_streamed, cpu_streamed = time.perf_counter() - t1, cpu() - c1
     t2, c2 = time.perf_counter(), cpu()
-    [batched] = demo.compare([prompts[NEW_PROMPT]], columns, config)
+    with PeakRss() as rss_batched:
+        [batched] = demo.compare([prompts[NEW_PROMPT]], columns, config)
     new_batched, cpu_batched = time.perf_counter() - t2, cpu() - c2
 
     def columns_of(comparison):
@@ -72,6 +103,10 @@ def child(max_new_tokens: int, spawned_at: float, adapter: str | None) -> None:
         "cpu_first_s": round(cpu_first, 2),
         "cpu_new_streamed_s": round(cpu_streamed, 2),
         "cpu_new_batched_s": round(cpu_batched, 2),
+        "rss_before_new_mib": round(rss_streamed.before / 2**20, 1),
+        "rss_rise_streamed_mib": rss_streamed.rise_mib(),
+        "rss_rise_batched_mib": rss_batched.rise_mib(),
+        "memory_allowance_mib": round(demo.MEMORY_PER_COLUMN * len(columns) / 2**20),
         "columns_ran": [k for k, p in problems.items() if p is None],
         "first": columns_of(first),
         "streamed": columns_of(streamed),
@@ -145,6 +180,10 @@ def main() -> int:
                   f"[CPU s: first {result['cpu_first_s']:.1f}, new {result['cpu_new_streamed_s']:.1f} / "
                   f"{result['cpu_new_batched_s']:.1f}]  "
                   f"columns {','.join(result['columns_ran'])}", flush=True)  # fmt: skip
+            print(f"    memory of the new prompt (peak RSS rise, models loaded at "
+                  f"{result['rss_before_new_mib']:,.0f} MiB): streamed +{result['rss_rise_streamed_mib']} MiB, "
+                  f"batched +{result['rss_rise_batched_mib']} MiB; demo.memory_problem allows "
+                  f"{result['memory_allowance_mib']} MiB for {len(result['columns_ran'])} columns", flush=True)  # fmt: skip
     print(f"load average after:  {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print()
     print(f"{'max_new_tokens':>14} {'cores':>5} {'load s':>7} {'first cmp s':>12} {'new streamed s':>15} "
