@@ -210,11 +210,13 @@ def record_pairs(
     refusal = format_target(think_line(REFUSE_THINK, think), pick(REFUSE_ANSWERS, record.id))
     if kind_of == "none":
         ready = (rejected_for or {}).get(record.id)
-        if control_rejected == "any" and not ready:
+        needless = refusal
+        if control_rejected == "any":
             label = pick(tuple(NEEDLESS_ANSWERS), f"{record.id}:needless")
-            needless = pick(NEEDLESS_ANSWERS[label], record.id)
-            refusal = format_target(think_line(WRONG_THINK[label], think), needless)
-        rejected, source = (ready, "coconot-pref") if ready else (refusal, source)
+            needless = format_target(
+                think_line(WRONG_THINK[label], think), pick(NEEDLESS_ANSWERS[label], record.id)
+            )
+        rejected, source = (ready, "coconot-pref") if ready else (needless, source)
         return [pair(f"{record.id}:help", record.user_input, chosen, rejected, "help", kind_of, source)]
     comply = format_target(think_line(COMPLY_THINK, think), pick(COMPLY_ANSWERS[kind_of], record.id))
     pairs = [pair(f"{record.id}:push-back", record.user_input, chosen, comply, "push-back", kind_of, source)]
@@ -226,13 +228,8 @@ def record_pairs(
 
 
 def think_line(line: str, think: str) -> str:
-    """A rejected side's <think> line in the given style (`TO_SFT_THINK` for "sft"; a "No issue: ..." line of a
-    team pair becomes the SFT model's own line for complying)."""
-    if think != "sft":
-        return line
-    if line in TO_SFT_THINK:
-        return TO_SFT_THINK[line]
-    return SFT_THINK["COMPLY"] if line.startswith(NOTICED["none"]) else line
+    """A templated rejected side's <think> line in the given style (`TO_SFT_THINK` for "sft")."""
+    return TO_SFT_THINK.get(line, line) if think == "sft" else line
 
 
 def restyle(item: dict, think: str) -> dict:
